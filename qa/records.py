@@ -1,0 +1,101 @@
+"""Records that cross module boundaries. No I/O here.
+
+Every ``start``/``end`` pair is a half-open range of Python ``str`` indices (code
+points) into the stored article text, which is exactly the source text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+@dataclass(frozen=True)
+class Article:
+    doc_id: str
+    title: str
+    text: str
+    url: str | None = None
+    published: str | None = None
+
+
+class SentenceKind(StrEnum):
+    SENTENCE = "sentence"
+    HEADING = "heading"
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence (or heading line) of an article, by its character range."""
+
+    start: int
+    end: int
+    kind: SentenceKind
+    paragraph: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A run of whole sentences of one article, embedded as one passage.
+
+    ``context`` is what is embedded in front of the chunk without being part of its
+    range: the article's title, and the heading the chunk sits under when that
+    heading is not inside the chunk itself.
+    """
+
+    doc_id: str
+    start: int
+    end: int
+    context: str = ""
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with its text and relevance score."""
+
+    chunk_id: int
+    doc_id: str
+    title: str
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A quote of an article: ``document.text[start:end] == quote`` always."""
+
+    n: int
+    doc_id: str
+    title: str
+    start: int
+    end: int
+    quote: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    answer: str
+    found: bool
+    citations: tuple[Citation, ...]
+    passages: tuple[Passage, ...]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What an index was built with; stored as ``manifest.json`` beside it."""
+
+    format_version: int
+    model: str
+    dimension: int
+    max_tokens: int
+    overlap_tokens: int
+    documents: int
+    chunks: int
+    sentences: int
+    built_at: str
+    code_version: str
+    version: str

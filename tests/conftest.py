@@ -1,0 +1,68 @@
+"""Shared fixtures: the real model, a real index of the sample corpus, real settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from qa.build import build_index
+from qa.config import Settings, load_settings
+from qa.embed import Embedder, make_embedder
+from qa.service import QAService
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_CORPUS = REPO / "corpus"
+SAMPLE_DOC_ID = "g20-antalya-2015"
+CAMERON_SENTENCE = (
+    "وقال رئيس الوزراء البريطاني ديفيد كاميرون إنه سيدعو الرئيس الروسي فلاديمير بوتين "
+    "الاثنين لتركيز الضربات الجوية الروسية في سوريا على تنظيم الدولة الإسلامية."
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the QA_* variables of the shell that runs them."""
+    for name in list(os.environ):
+        if name.startswith("QA_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    return load_settings(REPO / "config.toml", environ={})
+
+
+@pytest.fixture(scope="session")
+def embedder(base_settings: Settings) -> Embedder:
+    return make_embedder(base_settings.embedding)
+
+
+@pytest.fixture(scope="session")
+def sample_settings(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    index_path = tmp_path_factory.mktemp("indexes") / "sample"
+    return base_settings.replace({"index.path": index_path})
+
+
+@pytest.fixture(scope="session")
+def sample_index(sample_settings: Settings, embedder: Embedder) -> Path:
+    build_index(SAMPLE_CORPUS, sample_settings.index.path, sample_settings, embedder, progress=False)
+    return sample_settings.index.path
+
+
+@pytest.fixture(scope="session")
+def service(sample_settings: Settings, sample_index: Path, embedder: Embedder) -> Iterator[QAService]:
+    service = QAService.open(sample_settings, embedder=embedder)
+    yield service
+    service.close()
+
+
+def assert_citations_valid(service: QAService, citations: list[dict[str, object]]) -> None:
+    """Every quote equals the article text at its offsets."""
+    for citation in citations:
+        text = service.document(str(citation["doc_id"])).text
+        start, end = citation["start"], citation["end"]
+        assert isinstance(start, int) and isinstance(end, int)
+        assert text[start:end] == citation["quote"], citation

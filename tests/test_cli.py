@@ -1,0 +1,130 @@
+"""The command line: `qa serve` as a real server on loopback, `qa ask`, `qa reindex`."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from qa.config import Settings
+
+from .conftest import CAMERON_SENTENCE, REPO, SAMPLE_CORPUS
+
+QA = [sys.executable, "-m", "qa.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def run_qa(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    return subprocess.run([*QA, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def server(sample_index: Path) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [*QA, "serve", "--index", str(sample_index), "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"qa serve exited: {process.stdout.read() if process.stdout else ''}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "qa serve did not come up within 60 s"
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_qa_serve_answers_over_http(server: str) -> None:
+    with httpx.Client(base_url=server, timeout=30) as client:
+        body = client.post("/api/ask", json={"question": "What did Cameron ask Putin?", "k": 3}).json()
+        assert body["citations"][0]["quote"] == CAMERON_SENTENCE
+        assert len(body["passages"]) == 3
+        citation = body["citations"][0]
+        text = client.get(f"/api/documents/{citation['doc_id']}").json()["text"]
+        assert text[citation["start"] : citation["end"]] == citation["quote"]
+        assert client.get("/healthz").json()["index"]["documents"] == 1
+        bad = client.post("/api/ask", json={"question": ""})
+        assert bad.status_code == 400
+
+
+def test_qa_ask_prints_the_answer_and_its_citation(sample_index: Path) -> None:
+    result = run_qa("ask", "--index", str(sample_index), "ماذا طلب كاميرون من بوتين؟")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == CAMERON_SENTENCE
+    assert lines[1].startswith("  [1] ") and "g20-antalya-2015, characters " in lines[1]
+
+
+def test_qa_serve_refuses_a_missing_index(tmp_path: Path) -> None:
+    result = run_qa("serve", "--index", str(tmp_path / "none"), "--port", str(free_port()))
+    assert result.returncode == 1
+    assert "qa reindex" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_reindex_script_prints_a_json_summary(tmp_path: Path, sample_settings: Settings) -> None:
+    index = tmp_path / "idx"
+    result = subprocess.run(
+        [sys.executable, "scripts/reindex.py", "--source", str(SAMPLE_CORPUS), "--index", str(index)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["documents"] == 1 and summary["chunks"] >= 2 and summary["seconds"] > 0
+    assert (index / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({}, "no such file or folder"),
+        ({"a.txt": b"\xc3\x28"}, "a.txt:1: invalid UTF-8"),
+        ({"a.jsonl": b'{"id": "x", "text": "t"}\n{"id": 1,\n'}, "a.jsonl:2: not valid JSON"),
+    ],
+)
+def test_reindex_of_a_bad_source_fails_and_keeps_the_previous_index(
+    tmp_path: Path, files: dict[str, bytes], message: str
+) -> None:
+    index = tmp_path / "idx"
+    good = run_qa("reindex", "--source", str(SAMPLE_CORPUS), "--index", str(index))
+    assert good.returncode == 0, good.stderr
+    before = index.resolve()
+    source = tmp_path / "src"
+    if files:
+        source.mkdir()
+        for name, content in files.items():
+            (source / name).write_bytes(content)
+    result = run_qa("reindex", "--source", str(source), "--index", str(index))
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert index.resolve() == before and (index / "manifest.json").is_file()
+    shutil.rmtree(tmp_path / "src", ignore_errors=True)

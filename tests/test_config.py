@@ -1,0 +1,70 @@
+from pathlib import Path
+
+import pytest
+
+from qa.cli import main
+from qa.config import Settings, load_settings
+from qa.errors import ConfigError
+
+from .conftest import REPO
+
+
+def test_config_toml_holds_exactly_the_builtin_defaults() -> None:
+    from_file = load_settings(REPO / "config.toml", environ={})
+    defaults = Settings()
+    # Paths in the file are relative to the file; everything else is equal.
+    assert from_file.index.path == REPO / defaults.index.path
+    assert from_file.source.path == REPO / defaults.source.path
+    rebased = from_file.replace({"index.path": defaults.index.path, "source.path": defaults.source.path})
+    assert rebased == defaults
+
+
+def test_environment_overrides_file_and_flags_override_both(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[server]\nport = 9000\ncors_origins = ["http://a.example"]\n[retrieval]\ndefault_k = 3\n'
+    )
+    environ = {"QA_SERVER_PORT": "9100", "QA_SERVER_CORS_ORIGINS": "http://b.example, http://c.example"}
+    settings = load_settings(config, environ=environ, overrides={"server.port": 9200, "server.host": None})
+    assert settings.server.port == 9200
+    assert settings.server.host == "127.0.0.1"
+    assert settings.server.cors_origins == ("http://b.example", "http://c.example")
+    assert settings.retrieval.default_k == 3
+    assert load_settings(config, environ=environ).server.port == 9100
+
+
+def test_qa_config_variable_names_the_file_and_relative_paths_follow_it(tmp_path: Path) -> None:
+    config = tmp_path / "custom.toml"
+    config.write_text('[index]\npath = "idx/main"\n')
+    settings = load_settings(environ={"QA_CONFIG": str(config)})
+    assert settings.index.path == tmp_path / "idx" / "main"
+
+
+@pytest.mark.parametrize(
+    ("content", "environ", "message"),
+    [
+        ("[server]\nport = 'x'\n", {}, "server.port"),
+        ("[server]\nportt = 1\n", {}, "unknown setting 'server.portt'"),
+        ("[nope]\na = 1\n", {}, "unknown config section [nope]"),
+        ("[chunking]\nmax_tokens = 600\n", {}, "chunking.max_tokens"),
+        ("", {"QA_RETRIEVAL_DEFAULT_K": "many"}, "retrieval.default_k"),
+        ("[retrieval]\ndefault_k = 60\n", {}, "retrieval.default_k"),
+        ("not toml [", {}, "invalid TOML"),
+    ],
+)
+def test_bad_settings_are_refused_with_the_setting_named(
+    tmp_path: Path, content: str, environ: dict[str, str], message: str
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(content)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        load_settings(config, environ=environ)
+
+
+def test_cli_prints_config_errors_and_exits_nonzero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[server]\nport = 0\n")
+    assert main(["ask", "--config", str(config), "hello"]) == 1
+    assert "server.port" in capsys.readouterr().err

@@ -1,0 +1,57 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from qa.errors import SourceError
+from qa.sources import read_articles
+
+
+def test_folder_of_text_markdown_and_jsonl_keeps_the_exact_text(tmp_path: Path) -> None:
+    (tmp_path / "b.txt").write_bytes("عنوان الخبر\r\nنص الخبر.\r\n".encode())
+    (tmp_path / "a.md").write_text("# عنوان\n\nنص.\n", "utf-8")
+    records = [
+        {"id": "j1", "title": "T1", "text": " نص أول ", "url": "http://x", "published": "2015-11-15"},
+        {"id": 7, "text": "سطر أول\nسطر ثان"},
+    ]
+    (tmp_path / "c.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n\n")
+    (tmp_path / "ignored.csv").write_text("x")
+    articles = read_articles(tmp_path)
+    assert [a.doc_id for a in articles] == ["a", "b", "j1", "7"]
+    assert articles[0].title == "عنوان" and articles[0].text == "# عنوان\n\nنص.\n"
+    assert articles[1].text == "عنوان الخبر\r\nنص الخبر.\r\n" and articles[1].title == "عنوان الخبر"
+    assert (
+        articles[2].text == " نص أول "
+        and articles[2].url == "http://x"
+        and articles[2].published == "2015-11-15"
+    )
+    assert articles[3].title == "سطر أول"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("bad.txt", b"ok\n\xff\xfe", r"bad\.txt:2: invalid UTF-8"),
+        ("empty.txt", b"  \n", r"empty\.txt: the file is empty"),
+        ("x.jsonl", b'{"id": "a", "text": "t"}\n{not json}\n', r"x\.jsonl:2: not valid JSON"),
+        ("x.jsonl", b'{"id": "a"}\n', r"x\.jsonl:1: missing or empty 'text'"),
+        ("x.jsonl", b'{"text": "t"}\n', r"x\.jsonl:1: missing or empty 'id'"),
+        ("x.jsonl", b"[1]\n", r"x\.jsonl:1: expected a JSON object"),
+        (
+            "x.jsonl",
+            b'{"id": "a", "text": "t"}\n{"id": "a", "text": "u"}\n',
+            r"x\.jsonl:2: duplicate document id 'a'",
+        ),
+    ],
+)
+def test_bad_sources_name_the_path_and_line(tmp_path: Path, name: str, content: bytes, message: str) -> None:
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(SourceError, match=message):
+        read_articles(tmp_path)
+
+
+def test_missing_or_empty_folders_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="no such file or folder"):
+        read_articles(tmp_path / "missing")
+    with pytest.raises(SourceError, match=r"no \.txt, \.md or \.jsonl files"):
+        read_articles(tmp_path)
