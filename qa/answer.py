@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from qa.config import AnswerSettings
 from qa.index import Index, StoredSentence
 from qa.records import Answer, Citation, Passage, SentenceKind
@@ -22,9 +20,6 @@ ANSWER_PASSAGES = 3
 # passage's score: the passage (with its heading and title as context) tells which
 # part of the archive is about the question, the sentence says which words answer it.
 PASSAGE_WEIGHT = 0.5
-# A heading is never an answer, but it tells what the first sentence under it is
-# about, so that sentence inherits this share of the heading's similarity.
-HEADING_WEIGHT = 0.5
 # Below this many characters a sentence is taken to be a fragment and its next
 # sentence is added to the answer.
 MIN_ANSWER_CHARS = 40
@@ -73,22 +68,18 @@ class Answerer:
             if not stored:
                 continue
             vectors = self.index.sentence_vectors[[s.sentence_id for s in stored]]
-            similarity = vectors @ retrieval.query_vector
-            heading_support = 0.0
-            for position, (item, score) in enumerate(zip(stored, similarity, strict=True)):
-                if item.sentence.kind is SentenceKind.HEADING:
-                    heading_support = HEADING_WEIGHT * float(score)
+            similarity = [float(s) for s in vectors @ retrieval.query_vector]
+            for position, item in enumerate(stored):
+                if item.sentence.kind is SentenceKind.HEADING or item.sentence_id in seen:
                     continue
-                total = float(score) + PASSAGE_WEIGHT * passage.score
+                seen.add(item.sentence_id)
+                score = similarity[position]
+                # A heading is never an answer, but it says what the sentence right
+                # under it (a news section's lead) is about: that sentence is as
+                # relevant as its heading.
                 if position > 0 and stored[position - 1].sentence.kind is SentenceKind.HEADING:
-                    total = max(
-                        total,
-                        float(np.mean([score, heading_support / HEADING_WEIGHT]))
-                        + PASSAGE_WEIGHT * passage.score,
-                    )
-                if item.sentence_id not in seen:
-                    seen.add(item.sentence_id)
-                    candidates.append(_Candidate(passage, item, total))
+                    score = max(score, similarity[position - 1])
+                candidates.append(_Candidate(passage, item, score + PASSAGE_WEIGHT * passage.score))
         return candidates
 
     def _cite(self, n: int, candidate: _Candidate) -> Citation:

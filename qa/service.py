@@ -31,6 +31,9 @@ class QAService:
         """Load the embedder and the index the settings name."""
         embedder = embedder or make_embedder(settings.embedding)
         index = load_index(settings.index.path, model=embedder.model_id, dimension=embedder.dimension)
+        # The first embedding call pays the engine's one-time set-up; pay it here,
+        # not in the first user's request.
+        embedder.embed_queries(["warm-up"])
         return cls(settings, embedder, index)
 
     def close(self) -> None:

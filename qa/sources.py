@@ -16,7 +16,7 @@ from qa.records import Article
 
 TEXT_SUFFIXES = frozenset({".txt", ".md"})
 JSONL_SUFFIX = ".jsonl"
-MAX_TITLE_CHARS = 200
+MAX_TITLE_CHARS = 100
 
 
 def read_articles(source: Path) -> list[Article]:
@@ -74,13 +74,17 @@ def _read_text(path: Path) -> str:
 
 
 def _title_of(text: str, suffix: str) -> str:
-    """The first non-empty line, without a Markdown heading marker."""
+    """The first non-empty line, without a Markdown heading marker, cut at a word."""
     for line in text.splitlines():
         line = line.strip()
-        if line:
-            if suffix == ".md":
-                line = line.lstrip("#").strip()
-            return line[:MAX_TITLE_CHARS]
+        if suffix == ".md":
+            line = line.lstrip("#").strip()
+        if not line:
+            continue
+        if len(line) <= MAX_TITLE_CHARS:
+            return line
+        cut = line.rfind(" ", 0, MAX_TITLE_CHARS)
+        return line[: cut if cut > 0 else MAX_TITLE_CHARS].rstrip(" ،,") + "…"
     return ""
 
 

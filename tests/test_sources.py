@@ -55,3 +55,11 @@ def test_missing_or_empty_folders_are_errors(tmp_path: Path) -> None:
         read_articles(tmp_path / "missing")
     with pytest.raises(SourceError, match=r"no \.txt, \.md or \.jsonl files"):
         read_articles(tmp_path)
+
+
+def test_a_long_first_line_makes_a_title_cut_at_a_word(tmp_path: Path) -> None:
+    line = "جمعت قمة مجموعة العشرين في أنطاليا التركية عددا من الرؤساء " * 4
+    (tmp_path / "a.txt").write_text(line + "\nنص.", "utf-8")
+    title = read_articles(tmp_path)[0].title
+    assert title.endswith("…") and len(title) <= 101
+    assert line.startswith(title[:-1]) and line[len(title) - 1] == " "
