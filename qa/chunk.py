@@ -26,7 +26,7 @@ def chunk_article(
 ) -> list[Chunk]:
     """The article's chunks, in text order."""
     text = article.text
-    title = _title_context(article, sentences)
+    title = title_context(article)
     chunks: list[Chunk] = []
     for section in _sections(sentences):
         heading = text[section[0].start : section[0].end] if section[0].kind is SentenceKind.HEADING else ""
@@ -51,16 +51,28 @@ def chunk_article(
 
 def embedding_text(article: Article, chunk: Chunk) -> str:
     """What the embedder sees for a chunk: its context, then its exact text."""
-    body = article.text[chunk.start : chunk.end]
-    return f"{chunk.context}\n{body}" if chunk.context else body
+    return _join(chunk.context, article.text[chunk.start : chunk.end])
 
 
-def _title_context(article: Article, sentences: Sequence[Sentence]) -> str:
-    """The title, when it is a real title and not the article's first line repeated."""
+def sentence_embedding_texts(article: Article, sentences: Sequence[Sentence]) -> list[str]:
+    """What the embedder sees for each sentence: the article's title, then the sentence.
+
+    The title resolves what a sentence's pronouns refer to ("he was born in..."):
+    on the ARCD dev set it lifts the share of questions whose best sentence holds
+    the answer from 0.68 to 0.72 (English questions: 0.56 to 0.67).
+    """
+    title = title_context(article)
+    return [_join(title, article.text[s.start : s.end]) for s in sentences]
+
+
+def title_context(article: Article) -> str:
+    """The title, unless it is the article's first line itself: a text file's title
+    is its first line, cut at a word and ended with "…" when long."""
     title = article.title.strip()
     if not title or len(title) > MAX_TITLE_CONTEXT_CHARS:
         return ""
-    if sentences and article.text[sentences[0].start : sentences[0].end].startswith(title):
+    first_line = article.text.lstrip().split("\n", 1)[0].strip().lstrip("#").strip()
+    if first_line == title or (title.endswith("…") and first_line.startswith(title[:-1])):
         return ""
     return title
 

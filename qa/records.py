@@ -99,3 +99,4 @@ class Manifest:
     built_at: str
     code_version: str
     version: str
+    source_digest: str

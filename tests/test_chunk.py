@@ -54,3 +54,17 @@ def test_a_heading_starts_a_chunk_and_travels_as_context(embedder: Embedder) -> 
     later = [c for c in chunks if c.start > heading_start]
     assert later and all(heading in c.context for c in later)
     assert all(embedding_text(article, c).endswith(article.text[c.start : c.end]) for c in chunks)
+
+
+def test_a_title_is_context_unless_it_is_the_first_line_itself(embedder: Embedder) -> None:
+    from qa.sources import read_articles
+
+    article = read_articles(SAMPLE_CORPUS).articles[0]
+    assert article.title.endswith("…")
+    settings = ChunkingSettings(128, 0)
+    chunks = chunk_article(article, split_sentences(article.text), embedder.count_tokens, settings)
+    assert chunks[0].context == ""
+    assert all(article.title.removesuffix("…") not in c.context for c in chunks)
+    titled = Article("x", "قمة العشرين", "نص أول.\nنص ثان.")
+    titled_chunks = chunk_article(titled, split_sentences(titled.text), embedder.count_tokens, settings)
+    assert [c.context for c in titled_chunks] == ["قمة العشرين"]

@@ -1,0 +1,75 @@
+"""`qa eval` on a fixed subset of the ARCD dev set: a quality regression fails the build.
+
+The floors sit a little under the values measured on this subset (README, "Answer
+quality"); the full dev set is scored with the same command.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qa.errors import SourceError
+from qa.evaluate import load_questions
+
+from .conftest import REPO
+
+DATA = REPO / "tests" / "data"
+QA = [sys.executable, "-m", "qa.cli"]
+
+
+@pytest.fixture(scope="module")
+def eval_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("eval") / "arcd"
+
+
+def run_eval(index: Path, report: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [*QA, "eval", "--corpus", str(DATA / "arcd" / "corpus.jsonl"), "--index", str(index)]
+    command += ["--json", str(report), *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=1800)
+
+
+def test_arabic_subset_and_unanswerable_questions_meet_their_floors(eval_index: Path, tmp_path: Path) -> None:
+    report = tmp_path / "ar.json"
+    result = run_eval(
+        eval_index, report,
+        "--questions", str(DATA / "arcd" / "ci_questions.jsonl"),
+        "--unanswerable", str(DATA / "unanswerable.jsonl"),
+        "--min-hit-at-1", "0.83", "--min-hit-at-5", "0.96", "--min-answer-hit", "0.83",
+        "--min-found-when-answerable", "0.95", "--min-abstained-when-unanswerable", "0.45",
+        "--min-citation-validity", "1.0",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    scores = json.loads(report.read_text())
+    assert scores["answerable"] == 155 and scores["unanswerable"] == 57
+    assert "| retrieval hit@1" in result.stdout
+
+
+def test_english_questions_meet_their_floors(eval_index: Path, tmp_path: Path) -> None:
+    report = tmp_path / "en.json"
+    result = run_eval(
+        eval_index, report,
+        "--questions", str(DATA / "dev_questions_en.jsonl"), "--lang", "en",
+        "--min-hit-at-1", "0.72", "--min-hit-at-5", "0.95", "--min-answer-hit", "0.68",
+        "--min-found-when-answerable", "0.92", "--min-citation-validity", "1.0",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(report.read_text())["answerable"] == 130
+
+
+def test_eval_fails_below_a_floor(eval_index: Path, tmp_path: Path) -> None:
+    result = run_eval(
+        eval_index, tmp_path / "r.json",
+        "--questions", str(DATA / "arcd" / "ci_questions.jsonl"), "--limit", "5", "--min-hit-at-5", "1.01",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "below threshold: hit_at_5" in result.stderr
+
+
+def test_question_files_with_bad_lines_name_path_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"qid": "1", "question_ar": "سؤال؟"}\n{"qid": "2"}\n', "utf-8")
+    with pytest.raises(SourceError, match=r"q\.jsonl:2: not a question record"):
+        load_questions(path, "ar")
