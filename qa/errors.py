@@ -2,13 +2,16 @@
 
     QAError                    anything the package raises on purpose
     ├── ConfigError            a setting is missing, unknown or of the wrong type
+    ├── ExportError            a model file cannot be read or exported (qa models export-e5)
     ├── SourceError            an article source cannot be read (names path and line)
     ├── IndexUnavailableError  an index directory is missing, corrupt or unusable
     │   └── IndexMismatchError the index was built with another model or dimension
     ├── BuildLockedError       another reindex holds the index lock
     ├── InvalidRequestError    a request's input is wrong (HTTP 400)
     ├── PayloadTooLargeError   a request body is over the configured limit (HTTP 413)
-    └── NotFoundError          a requested document does not exist (HTTP 404)
+    ├── NotFoundError          a requested document does not exist (HTTP 404)
+    ├── UnauthorizedError      an admin request without a valid token (HTTP 401)
+    └── RequestTimeoutError    a request took longer than its limit (HTTP 503)
 
 The HTTP layer maps these to status codes; scripts print the message and exit 1.
 """
@@ -22,6 +25,10 @@ class QAError(Exception):
 
 class ConfigError(QAError):
     """A setting is missing, unknown or of the wrong type."""
+
+
+class ExportError(QAError):
+    """A model file is missing or malformed, or an exported model folder cannot be written."""
 
 
 class SourceError(QAError):
@@ -50,3 +57,11 @@ class PayloadTooLargeError(QAError):
 
 class NotFoundError(QAError):
     """A requested document does not exist."""
+
+
+class UnauthorizedError(QAError):
+    """An administrative request came without a valid token."""
+
+
+class RequestTimeoutError(QAError):
+    """A request took longer than the configured limit."""

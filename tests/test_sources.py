@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ def test_folder_of_text_markdown_and_jsonl_keeps_the_exact_text(tmp_path: Path) 
     ]
     (tmp_path / "c.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n\n")
     (tmp_path / "ignored.csv").write_text("x")
-    articles = read_articles(tmp_path)
+    articles = read_articles(tmp_path).articles
     assert [a.doc_id for a in articles] == ["a", "b", "j1", "7"]
     assert articles[0].title == "عنوان" and articles[0].text == "# عنوان\n\nنص.\n"
     assert articles[1].text == "عنوان الخبر\r\nنص الخبر.\r\n" and articles[1].title == "عنوان الخبر"
@@ -31,12 +32,13 @@ def test_folder_of_text_markdown_and_jsonl_keeps_the_exact_text(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("bad.txt", b"ok\n\xff\xfe", r"bad\.txt:2: invalid UTF-8"),
+        ("bad.txt", b"ok\n\xff\xfe", r"bad\.txt: invalid UTF-8 at byte 3 \(line 2\)"),
         ("empty.txt", b"  \n", r"empty\.txt: the file is empty"),
         ("x.jsonl", b'{"id": "a", "text": "t"}\n{not json}\n', r"x\.jsonl:2: not valid JSON"),
-        ("x.jsonl", b'{"id": "a"}\n', r"x\.jsonl:1: missing or empty 'text'"),
-        ("x.jsonl", b'{"text": "t"}\n', r"x\.jsonl:1: missing or empty 'id'"),
-        ("x.jsonl", b"[1]\n", r"x\.jsonl:1: expected a JSON object"),
+        ("x.jsonl", b'{"id": "a", "text": "t"}\n{"id": "b"}\n', r"x\.jsonl:2: missing or empty 'text'"),
+        ("x.jsonl", b'{"id": "a", "text": "t"}\n{"text": "t"}\n', r"x\.jsonl:2: missing or empty 'id'"),
+        ("x.jsonl", b'{"id": "a", "text": "t"}\n[1]\n', r"x\.jsonl:2: expected a JSON object"),
+        ("x.jsonl", b'{"id": "a", "text": "t"}\n{"id": "b", "text": "\xff"}\n', r"x\.jsonl:2: invalid UTF-8"),
         (
             "x.jsonl",
             b'{"id": "a", "text": "t"}\n{"id": "a", "text": "u"}\n',
@@ -44,10 +46,26 @@ def test_folder_of_text_markdown_and_jsonl_keeps_the_exact_text(tmp_path: Path) 
         ),
     ],
 )
-def test_bad_sources_name_the_path_and_line(tmp_path: Path, name: str, content: bytes, message: str) -> None:
+def test_bad_sources_are_reported_by_path_and_line_then_skipped_or_fatal_when_strict(
+    tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    (tmp_path / "good.txt").write_text("نص سليم.", "utf-8")
     (tmp_path / name).write_bytes(content)
     with pytest.raises(SourceError, match=message):
-        read_articles(tmp_path)
+        read_articles(tmp_path, strict=True)
+    report = read_articles(tmp_path)
+    assert len(report.problems) == 1 and re.search(message, report.problems[0])
+    assert "good" in {a.doc_id for a in report.articles}
+
+
+def test_a_file_too_large_for_an_article_is_skipped_without_reading_it(tmp_path: Path) -> None:
+    big = tmp_path / "dump.txt"
+    with big.open("wb") as handle:
+        handle.truncate(100 * 1024 * 1024)  # a sparse 100 MB file
+    (tmp_path / "ok.txt").write_text("نص.", "utf-8")
+    report = read_articles(tmp_path)
+    assert [a.doc_id for a in report.articles] == ["ok"]
+    assert "dump.txt: larger than 8 MB" in report.problems[0]
 
 
 def test_missing_or_empty_folders_are_errors(tmp_path: Path) -> None:
@@ -60,6 +78,6 @@ def test_missing_or_empty_folders_are_errors(tmp_path: Path) -> None:
 def test_a_long_first_line_makes_a_title_cut_at_a_word(tmp_path: Path) -> None:
     line = "جمعت قمة مجموعة العشرين في أنطاليا التركية عددا من الرؤساء " * 4
     (tmp_path / "a.txt").write_text(line + "\nنص.", "utf-8")
-    title = read_articles(tmp_path)[0].title
+    title = read_articles(tmp_path).articles[0].title
     assert title.endswith("…") and len(title) <= 101
     assert line.startswith(title[:-1]) and line[len(title) - 1] == " "
