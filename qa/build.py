@@ -86,12 +86,7 @@ def build_index(
     report = read_articles(source, strict=strict)
     for problem in report.problems:
         print(f"skipped {problem}", file=sys.stderr)
-    info = BuildInfo(
-        embedder.model_id,
-        embedder.dimension,
-        settings.chunking.max_tokens,
-        settings.chunking.overlap_tokens,
-    )
+    info = _build_info(settings, embedder)
     counts = _Counts()
     with index_lock(index_path):
         previous, full_rebuild = _reusable_version(index_path, info)
@@ -142,9 +137,7 @@ def ensure_index(source: Path, index_path: Path, settings: Settings, embedder: E
         manifest: Manifest | None = read_manifest(index_path)
     except IndexUnavailableError:
         manifest = None
-    info = BuildInfo(
-        embedder.model_id, embedder.dimension, settings.chunking.max_tokens, settings.chunking.overlap_tokens
-    )
+    info = _build_info(settings, embedder)
     if (
         manifest is not None
         and _incompatibility(manifest, info) is None
@@ -153,6 +146,11 @@ def ensure_index(source: Path, index_path: Path, settings: Settings, embedder: E
         return False
     build_index(source, index_path, settings, embedder)
     return True
+
+
+def _build_info(settings: Settings, embedder: Embedder) -> BuildInfo:
+    chunking = settings.chunking
+    return BuildInfo(embedder.model_id, embedder.dimension, chunking.max_tokens, chunking.overlap_tokens)
 
 
 def _incompatibility(manifest: Manifest, info: BuildInfo) -> str | None:

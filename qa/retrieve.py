@@ -23,7 +23,7 @@ from qa.embed import Embedder, Vectors
 from qa.index import Index
 from qa.lexical import Scores
 from qa.normalize import tokens
-from qa.records import Passage
+from qa.records import Article, Passage
 
 # Candidates taken from each ranking before scoring.
 CANDIDATES = 50
@@ -77,8 +77,12 @@ class Retriever:
 
         best = sorted(candidates, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:k]
         passages = []
+        # Several passages often come from one article: read each article once.
+        articles: dict[str, Article] = {}
         for chunk_id, chunk in zip(best, index.chunks(best), strict=True):
-            article = index.document(chunk.doc_id)
+            if chunk.doc_id not in articles:
+                articles[chunk.doc_id] = index.document(chunk.doc_id)
+            article = articles[chunk.doc_id]
             passages.append(
                 Passage(
                     chunk_id=chunk_id,
