@@ -5,12 +5,18 @@ Arabic text; BM25 over normalized Arabic tokens carries names, numbers and rare
 words that the small model blurs. They fail on different questions, so a chunk is
 scored on three signals (weights tuned on the ARCD dev set, README "Answer quality"):
 
-    score = dense(chunk) + SENTENCE_WEIGHT * max dense(sentence of chunk)
-            + LEXICAL_WEIGHT * coverage² * bm25(chunk) / max bm25
+    score = dense(chunk) + SENTENCE_WEIGHT * dense(best sentence of chunk)
+            + SECOND_SENTENCE_WEIGHT * dense(second best sentence of chunk)
+            + coverage² * (LEXICAL_WEIGHT * bm25(chunk) / max bm25
+                           + SENTENCE_LEXICAL_WEIGHT * max bm25(sentence of chunk) / max bm25)
 
 ``coverage`` is the share of the question's tokens found in the archive at all: an
 English question over Arabic text matches only stray tokens, and its lexical
-scores are then noise that would otherwise be scaled up to the same weight.
+scores are then noise that would otherwise be scaled up to the same weight. The
+sentence term rewards a chunk where the question's words meet in one sentence,
+not scattered over the chunk (a long chunk collects scattered words easily),
+and the second sentence term a chunk that stays on the question's topic beyond
+one sentence.
 """
 
 from __future__ import annotations
@@ -27,21 +33,19 @@ from qa.records import Article, Passage
 
 # Candidates taken from each ranking before scoring.
 CANDIDATES = 50
-SENTENCE_WEIGHT = 1.0
-LEXICAL_WEIGHT = 0.1
+SENTENCE_WEIGHT = 1.6
+SECOND_SENTENCE_WEIGHT = 0.4
+LEXICAL_WEIGHT = 0.15
+SENTENCE_LEXICAL_WEIGHT = 0.05
 
 
 @dataclass(frozen=True)
 class Retrieval:
     """The passages found for a question, with what answering reuses."""
 
-    query_vector: Vectors
-    query_tokens: tuple[str, ...]
     passages: tuple[Passage, ...]
     # Dense similarity to the question of every sentence of the returned passages.
     sentence_similarity: dict[int, float]
-    # Share of the question's tokens found in the archive (see module docstring).
-    lexical_coverage: float
 
 
 class Retriever:
@@ -55,6 +59,7 @@ class Retriever:
         query_vector = self.embedder.embed_queries([question])[0]
         query_tokens = tuple(tokens(question))
         lexical = index.chunk_lexical.scores(query_tokens)
+        sentence_lexical = index.sentence_lexical.scores(query_tokens)
         dense = dict(index.search(query_vector, max(CANDIDATES, k)))
         candidates = sorted(set(dense) | set(_top(lexical, max(CANDIDATES, k))))
         missing = [chunk_id for chunk_id in candidates if chunk_id not in dense]
@@ -65,15 +70,22 @@ class Retriever:
         scores: dict[int, float] = {}
         coverage = index.chunk_lexical.coverage(query_tokens)
         lexical_weight = LEXICAL_WEIGHT * coverage**2
+        sentence_lexical_weight = SENTENCE_LEXICAL_WEIGHT * coverage**2
         lexical_max = float(lexical.max()) if lexical.size else 0.0
+        sentence_lexical_max = float(sentence_lexical.max()) if sentence_lexical.size else 0.0
         for chunk_id in candidates:
             first, stop = (int(i) for i in index.chunk_sentences[chunk_id])
             similarities = index.sentence_vectors[first:stop] @ query_vector
             sentence_similarity.update(zip(range(first, stop), (float(s) for s in similarities), strict=True))
-            best_sentence = float(similarities.max()) if stop > first else dense[chunk_id]
-            scores[chunk_id] = dense[chunk_id] + SENTENCE_WEIGHT * best_sentence
+            best_sentence, second_sentence = _two_best(similarities, dense[chunk_id])
+            scores[chunk_id] = (
+                dense[chunk_id] + SENTENCE_WEIGHT * best_sentence + SECOND_SENTENCE_WEIGHT * second_sentence
+            )
             if lexical_max > 0:
                 scores[chunk_id] += lexical_weight * float(lexical[chunk_id]) / lexical_max
+            if sentence_lexical_max > 0 and stop > first:
+                best_lexical = float(sentence_lexical[first:stop].max())
+                scores[chunk_id] += sentence_lexical_weight * best_lexical / sentence_lexical_max
 
         best = sorted(candidates, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:k]
         passages = []
@@ -99,7 +111,16 @@ class Retriever:
             for chunk_id in best
             for sentence_id in range(*(int(i) for i in index.chunk_sentences[chunk_id]))
         }
-        return Retrieval(query_vector, query_tokens, tuple(passages), kept, coverage)
+        return Retrieval(tuple(passages), kept)
+
+
+def _two_best(similarities: Vectors, fallback: float) -> tuple[float, float]:
+    """The best and second best sentence similarity of a chunk; a chunk of one
+    sentence counts it twice, a chunk without sentences scores ``fallback``."""
+    if not similarities.size:
+        return fallback, fallback
+    ranked = np.sort(similarities)[::-1]
+    return float(ranked[0]), float(ranked[min(1, ranked.size - 1)])
 
 
 def _top(scores: Scores, limit: int) -> list[int]:
