@@ -6,13 +6,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import qa.build
 from qa.build import build_index
 from qa.config import Settings
-from qa.embed import Embedder
+from qa.embed import Embedder, Vectors
 from qa.errors import BuildLockedError, NotFoundError
 from qa.index import index_lock, load_index, versions_dir
 from qa.retrieve import Retriever
@@ -77,6 +80,56 @@ def test_reindex_embeds_only_new_and_changed_documents(
         Retriever(rebuilt, embedder).retrieve(question, 5).passages
         == retriever.retrieve(question, 5).passages
     )
+
+
+class CountingEmbedder:
+    """The real embedder, counting the texts of each ``embed_passages`` call."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+        self.calls: list[int] = []
+        self.model_id, self.dimension = embedder.model_id, embedder.dimension
+        self.embed_queries, self.count_tokens = embedder.embed_queries, embedder.count_tokens
+
+    def embed_passages(self, texts: Sequence[str]) -> Vectors:
+        self.calls.append(len(texts))
+        return self.embedder.embed_passages(texts)
+
+
+def test_articles_are_embedded_in_groups_and_indexed_in_order(
+    tmp_path: Path, sample_settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several articles embedded in one call, changed ones between unchanged ones
+    included, give the same index as one article a call, in the order of the source."""
+    source, incremental, fresh = tmp_path / "corpus.jsonl", tmp_path / "incremental", tmp_path / "fresh"
+    records = arcd_records(6)
+    write_corpus(source, records)
+    monkeypatch.setattr(qa.build, "GROUP_SIZE", 1)
+    counting = CountingEmbedder(embedder)
+    build_index(source, incremental, sample_settings, counting, progress=False)
+    assert len(counting.calls) == 6  # one call per article
+
+    for changed in (1, 4):
+        records[changed] = {**records[changed], "text": records[changed]["text"] + "\n\nفقرة جديدة."}
+    write_corpus(source, records)
+    monkeypatch.setattr(qa.build, "GROUP_SIZE", 40)
+    summary = build_index(source, incremental, sample_settings, embedder, progress=False)
+    assert (summary.updated, summary.unchanged) == (2, 4)
+    counting = CountingEmbedder(embedder)
+    build_index(source, fresh, sample_settings, counting, progress=False)
+    assert len(counting.calls) < 6 and max(counting.calls) >= 40  # several articles a call
+
+    expected = load_index(incremental, model=embedder.model_id, dimension=embedder.dimension)
+    got = load_index(fresh, model=embedder.model_id, dimension=embedder.dimension)
+    ids = list(range(expected.manifest.chunks))
+    assert got.manifest.chunks == expected.manifest.chunks and got.chunks(ids) == expected.chunks(ids)
+    order = [r["id"] for r in records]
+    doc_ids = [c.doc_id for c in got.chunks(ids)]
+    assert doc_ids == sorted(doc_ids, key=order.index) and set(doc_ids) == set(order)
+    np.testing.assert_allclose(got.sentence_vectors, expected.sentence_vectors, atol=1e-5)
+    for doc_id in order:
+        ours, theirs = got.stored_document(doc_id), expected.stored_document(doc_id)
+        np.testing.assert_allclose(ours.chunk_vectors, theirs.chunk_vectors, atol=1e-5)
 
 
 def test_changing_the_chunking_forces_a_full_rebuild_and_says_so(
