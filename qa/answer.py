@@ -6,7 +6,6 @@ whose offsets point into the article. A sentence's score (weights tuned on the
 ARCD dev set, README "Answer quality"):
 
     dense(sentence) + (score(its passage) - score(top passage))
-
                     + ANSWER_TYPE_BONUS if a "when" question meets a date or a
                       "how many" question a number
 

@@ -3,7 +3,8 @@
 Dense similarity (multilingual E5) carries paraphrases and English questions over
 Arabic text; BM25 over normalized Arabic tokens carries names, numbers and rare
 words that the small model blurs. They fail on different questions, so a chunk is
-scored on three signals (weights tuned on the ARCD dev set, README "Answer quality"):
+scored on both, over the chunk and over its sentences (weights tuned on the ARCD dev
+set, README "Answer quality"):
 
     score = dense(chunk) + SENTENCE_WEIGHT * dense(best sentence of chunk)
             + SECOND_SENTENCE_WEIGHT * dense(second best sentence of chunk)
