@@ -54,6 +54,10 @@ _NUMBER = re.compile(r"\d")
 MIN_SCORE = 2.57
 MIN_SCORE_CROSS_LANGUAGE = 2.29
 
+# Numbers of three digits or more in a question (years, counts), after normalization
+# (Arabic-Indic digits are folded to ASCII ones).
+_QUESTION_NUMBER = re.compile(r"\d{3,}")
+
 NO_ANSWER = "The sources do not answer this question."
 NO_ANSWER_AR = "لا تجيب المصادر المتاحة عن هذا السؤال."
 _ARABIC_LETTER = re.compile(r"[\u0621-\u064A]")
@@ -90,7 +94,16 @@ class Answerer:
         if not retrieval.passages:
             return False
         threshold = MIN_SCORE if _ARABIC_LETTER.search(question) else MIN_SCORE_CROSS_LANGUAGE
-        return retrieval.passages[0].score >= threshold
+        if retrieval.passages[0].score < threshold:
+            return False
+        # A question that names a number (a year, a count) is not answered by passages
+        # that never write it, however close they are in meaning: "who won the 2019 cup"
+        # over an article about the 2015 one.
+        numbers = set(_QUESTION_NUMBER.findall(normalize(question)))
+        if not numbers:
+            return True
+        evidence = normalize(" ".join(p.text for p in retrieval.passages[:ANSWER_PASSAGES]))
+        return all(number in evidence for number in numbers)
 
     def _candidates(self, question: str, retrieval: Retrieval) -> dict[int, _Candidate]:
         passages = retrieval.passages[:ANSWER_PASSAGES]

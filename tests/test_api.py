@@ -156,3 +156,22 @@ def test_a_question_the_archive_does_not_answer_is_refused_with_passages(
     assert body["found"] is False
     assert body["answer"] == refusal and body["citations"] == []
     assert len(body["passages"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("question", "found"),
+    [
+        ("Where was the 2015 G20 summit held?", True),
+        ("Where was the 2019 G20 summit held?", False),
+        ("أين عقدت قمة مجموعة العشرين عام ٢٠١٥؟", True),  # Arabic-Indic digits match 2015
+        ("أين عقدت قمة مجموعة العشرين عام 2019؟", False),
+    ],
+)
+def test_a_year_the_passages_never_write_is_not_answered(
+    client: TestClient[Litestar], question: str, found: bool
+) -> None:
+    """The 2019 questions retrieve the 2015 summit as closely as the 2015 ones do
+    (above the score threshold), but the article never says 2019."""
+    body = ask(client, question)
+    assert body["found"] is found
+    assert body["passages"][0]["doc_id"] == SAMPLE_DOC_ID
