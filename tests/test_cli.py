@@ -3,10 +3,8 @@
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,16 +13,9 @@ import pytest
 
 from qa.config import Settings
 
-from .conftest import CAMERON_SENTENCE, REPO, SAMPLE_CORPUS
+from .conftest import CAMERON_SENTENCE, REPO, SAMPLE_CORPUS, free_port, start_server
 
 QA = [sys.executable, "-m", "qa.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def run_qa(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -34,31 +25,9 @@ def run_qa(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def server(sample_index: Path) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [*QA, "serve", "--index", str(sample_index), "--port", str(port)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"qa serve exited: {process.stdout.read() if process.stdout else ''}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "qa serve did not come up within 60 s"
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    server = start_server(sample_index)
+    yield server.base
+    server.stop()
 
 
 def test_qa_serve_answers_over_http(server: str) -> None:

@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .test_robustness import start_server
+from .conftest import start_server
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(sample_index: Path) -> None:
@@ -18,7 +18,6 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(sample_index
             capture_output=True, text=True, timeout=900,
         )  # fmt: skip
     finally:
-        server.process.terminate()
-        server.process.wait(timeout=20)
+        server.stop()
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failure" not in result.stdout.lower().split("summary")[-1]

@@ -1,14 +1,10 @@
 """The service under faults: hot reload while queried, damaged index files, limits, admin."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -18,37 +14,7 @@ from qa.build import build_index
 from qa.config import Settings
 from qa.embed import Embedder
 
-from .conftest import REPO, SAMPLE_CORPUS
-from .test_cli import free_port
-
-
-@dataclass
-class Server:
-    base: str
-    process: subprocess.Popen[str]
-    log: list[str] = field(default_factory=list)
-
-
-def start_server(index: Path, **env_settings: str) -> Server:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    env.update(env_settings)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "qa.cli", "serve", "--index", str(index), "--port", str(port)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    server = Server(f"http://127.0.0.1:{port}", process)
-    threading.Thread(target=lambda: server.log.extend(process.stdout or []), daemon=True).start()
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, "".join(server.log)
-        try:
-            if httpx.get(f"{server.base}/healthz", timeout=2).status_code in (200, 503):
-                return server
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "qa serve did not come up"
-        time.sleep(0.2)
+from .conftest import SAMPLE_CORPUS, Server, start_server
 
 
 @pytest.fixture
@@ -68,8 +34,7 @@ def server(live_index: tuple[Path, Path]) -> Iterator[Server]:
         QA_SERVER_ADMIN_TOKEN="s3cret-token",
     )  # fmt: skip
     yield server
-    server.process.terminate()
-    server.process.wait(timeout=20)
+    server.stop()
 
 
 NEW_ARTICLE = "أعلنت بلدية أنطاليا افتتاح متحف الفسيفساء البيزنطية الجديد قرب الميناء القديم."
@@ -182,5 +147,4 @@ def test_rate_limit_timeout_and_disabled_admin_answer_with_clear_errors(
             assert "Traceback" not in response.text and "/work" not in response.text
             json.loads(response.text)
     finally:
-        server.process.terminate()
-        server.process.wait(timeout=20)
+        server.stop()

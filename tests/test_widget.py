@@ -15,11 +15,7 @@ import json
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,7 +40,8 @@ from qa.config import Settings
 from qa.embed import Embedder
 from qa.service import MAX_HISTORY, contextual_query
 
-from .conftest import CAMERON_SENTENCE, REPO, SAMPLE_DOC_ID
+from .conftest import CAMERON_SENTENCE, REPO, SAMPLE_DOC_ID, Server
+from .conftest import start_server as start_qa_server
 
 ARTIFACTS = REPO / "test-artifacts"
 DOCS_SCREENSHOT = REPO / "docs" / "widget-demo.png"
@@ -80,56 +77,19 @@ HOSTILE_QUESTION = 'ماذا قال المتحدث الرسمي عن الوسم�
 # Servers: `qa serve` subprocesses, and host pages on other origins
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class QAServer:
-    base: str
-    process: subprocess.Popen[str]
-
-
 @pytest.fixture(scope="module")
-def start_server() -> Iterator[Callable[..., QAServer]]:
+def start_server() -> Iterator[Callable[..., Server]]:
     """Start ``qa serve`` on ``index`` (with ``cors`` allowed); every server stops at module end."""
-    started: list[QAServer] = []
+    started: list[Server] = []
 
-    def start(index: Path, cors: tuple[str, ...] = ()) -> QAServer:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-        if cors:
-            env["QA_SERVER_CORS_ORIGINS"] = ",".join(cors)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "qa.cli", "serve", "--index", str(index), "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        server = QAServer(f"http://127.0.0.1:{port}", process)
-        started.append(server)
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read() if process.stdout else ""
-                raise AssertionError(f"qa serve exited: {output}")
-            try:
-                if httpx.get(f"{server.base}/healthz", timeout=2).status_code == 200:
-                    return server
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "qa serve did not come up within 120 s"
-            time.sleep(0.2)
+    def start(index: Path, cors: tuple[str, ...] = ()) -> Server:
+        settings = {"QA_SERVER_CORS_ORIGINS": ",".join(cors)} if cors else {}
+        started.append(start_qa_server(index, **settings))
+        return started[-1]
 
     yield start
     for server in started:
-        server.process.terminate()
-        server.process.wait(timeout=20)
+        server.stop()
 
 
 class HostPages:
@@ -203,18 +163,18 @@ def other_host() -> Iterator[HostPages]:
 
 
 @pytest.fixture(scope="module")
-def qa_server(start_server: Callable[..., QAServer], sample_index: Path, allowed_host: HostPages) -> QAServer:
+def qa_server(start_server: Callable[..., Server], sample_index: Path, allowed_host: HostPages) -> Server:
     """The sample index, callable from ``allowed_host``'s origin (and not from ``other_host``'s)."""
     return start_server(sample_index, cors=(allowed_host.origin,))
 
 
 @pytest.fixture(scope="module")
 def hostile_server(
-    start_server: Callable[..., QAServer],
+    start_server: Callable[..., Server],
     tmp_path_factory: pytest.TempPathFactory,
     sample_settings: Settings,
     embedder: Embedder,
-) -> QAServer:
+) -> Server:
     """An index of one article whose title and text are full of HTML and script."""
     folder = tmp_path_factory.mktemp("hostile")
     source = folder / "articles.jsonl"
@@ -225,7 +185,7 @@ def hostile_server(
     return start_server(index)
 
 
-def api_ask(server: QAServer, question: str, **extra: Any) -> dict[str, Any]:
+def api_ask(server: Server, question: str, **extra: Any) -> dict[str, Any]:
     response = httpx.post(f"{server.base}/api/ask", json={"question": question, **extra}, timeout=60)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
@@ -345,7 +305,7 @@ def test_contextual_query_puts_the_earlier_questions_in_front() -> None:
     assert contextual_query("c", ["a", "  ", " b "]) == "a\nb\nc"
 
 
-def test_a_follow_up_is_resolved_against_the_history(qa_server: QAServer) -> None:
+def test_a_follow_up_is_resolved_against_the_history(qa_server: Server) -> None:
     alone = api_ask(qa_server, FOLLOW_UP)
     followed = api_ask(qa_server, FOLLOW_UP, history=[ENGLISH])
     assert followed["question"] == FOLLOW_UP
@@ -355,7 +315,7 @@ def test_a_follow_up_is_resolved_against_the_history(qa_server: QAServer) -> Non
     assert followed["citations"][0]["quote"] != alone["citations"][0]["quote"]
 
 
-def test_the_stream_sends_passages_citations_answer_then_done(qa_server: QAServer) -> None:
+def test_the_stream_sends_passages_citations_answer_then_done(qa_server: Server) -> None:
     expected = api_ask(qa_server, ENGLISH)
     response = httpx.post(f"{qa_server.base}/api/ask/stream", json={"question": ENGLISH}, timeout=60)
     assert response.status_code == 200
@@ -386,7 +346,7 @@ def test_the_stream_sends_passages_citations_answer_then_done(qa_server: QAServe
     ],
 )
 def test_bad_input_gets_the_same_400_from_the_stream_as_from_ask(
-    qa_server: QAServer, body: object, message: str
+    qa_server: Server, body: object, message: str
 ) -> None:
     plain = httpx.post(f"{qa_server.base}/api/ask", json=body, timeout=60)
     streamed = httpx.post(f"{qa_server.base}/api/ask/stream", json=body, timeout=60)
@@ -395,7 +355,7 @@ def test_bad_input_gets_the_same_400_from_the_stream_as_from_ask(
     assert plain.json() == streamed.json() and message in streamed.json()["detail"]
 
 
-def test_widget_script_demo_page_and_document_page_are_served(qa_server: QAServer) -> None:
+def test_widget_script_demo_page_and_document_page_are_served(qa_server: Server) -> None:
     with httpx.Client(base_url=qa_server.base, timeout=60) as client:
         script = client.get("/widget.js")
         assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
@@ -417,7 +377,7 @@ def test_widget_script_demo_page_and_document_page_are_served(qa_server: QAServe
 
 
 def test_cors_allows_only_the_configured_origins(
-    qa_server: QAServer, allowed_host: HostPages, other_host: HostPages
+    qa_server: Server, allowed_host: HostPages, other_host: HostPages
 ) -> None:
     def preflight(origin: str) -> httpx.Response:
         return httpx.options(
@@ -444,7 +404,7 @@ def test_cors_allows_only_the_configured_origins(
 
 @pytest.mark.parametrize("question", [ENGLISH, ARABIC], ids=["english", "arabic"])
 def test_demo_page_streams_an_answer_with_a_highlighted_citation(
-    tab: Tab, qa_server: QAServer, question: str
+    tab: Tab, qa_server: Server, question: str
 ) -> None:
     body = api_ask(qa_server, question)
     expected = body["citations"][0]
@@ -493,7 +453,7 @@ def test_demo_page_streams_an_answer_with_a_highlighted_citation(
 
 
 def test_follow_up_is_sent_with_the_history_and_a_new_conversation_forgets_it(
-    tab: Tab, qa_server: QAServer
+    tab: Tab, qa_server: Server
 ) -> None:
     page = tab.page
     bodies: list[Any] = []
@@ -518,7 +478,7 @@ def test_follow_up_is_sent_with_the_history_and_a_new_conversation_forgets_it(
 
 
 def test_widget_on_an_allowed_origin_works_and_styles_do_not_mix(
-    tab: Tab, qa_server: QAServer, allowed_host: HostPages
+    tab: Tab, qa_server: Server, allowed_host: HostPages
 ) -> None:
     # No data-api: the widget calls the origin it was loaded from.
     url = allowed_host.put("/allowed.html", host_page(f"{qa_server.base}/widget.js", open="true"))
@@ -554,7 +514,7 @@ def test_widget_on_an_allowed_origin_works_and_styles_do_not_mix(
 
 
 def test_widget_on_an_origin_not_allowed_says_so_and_offers_a_retry(
-    tab: Tab, qa_server: QAServer, other_host: HostPages
+    tab: Tab, qa_server: Server, other_host: HostPages
 ) -> None:
     url = other_host.put(
         "/other.html", host_page(f"{qa_server.base}/widget.js", api=qa_server.base, open="true")
@@ -576,7 +536,7 @@ def test_widget_on_an_origin_not_allowed_says_so_and_offers_a_retry(
 
 
 def test_errors_show_a_message_and_retry_and_nothing_hangs(
-    tab: Tab, qa_server: QAServer, allowed_host: HostPages
+    tab: Tab, qa_server: Server, allowed_host: HostPages
 ) -> None:
     url = allowed_host.put(
         "/flaky.html", host_page(f"{qa_server.base}/widget.js", open="true", timeout="2", lang="en")
@@ -620,9 +580,7 @@ def test_errors_show_a_message_and_retry_and_nothing_hangs(
     tab.assert_no_errors(allowed=r"net::ERR_CONNECTION_REFUSED|status of 400 \(Bad Request\)")
 
 
-def test_an_article_full_of_html_is_shown_as_text_and_runs_nothing(
-    tab: Tab, hostile_server: QAServer
-) -> None:
+def test_an_article_full_of_html_is_shown_as_text_and_runs_nothing(tab: Tab, hostile_server: Server) -> None:
     expected = api_ask(hostile_server, HOSTILE_QUESTION)
     quote = expected["citations"][0]["quote"]
     assert "<img src=x" in quote or "<script>" in quote, quote
@@ -654,7 +612,7 @@ def test_an_article_full_of_html_is_shown_as_text_and_runs_nothing(
 
 
 def test_the_widget_is_usable_from_the_keyboard_alone(
-    tab: Tab, qa_server: QAServer, allowed_host: HostPages
+    tab: Tab, qa_server: Server, allowed_host: HostPages
 ) -> None:
     url = allowed_host.put(
         "/keyboard.html", host_page(f"{qa_server.base}/widget.js", api=qa_server.base, lang="ar")
