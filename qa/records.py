@@ -75,6 +75,41 @@ class Citation:
     score: float
 
 
+class AnswerMode(StrEnum):
+    # Quoted sentences of the articles (the default, and the fallback).
+    EXTRACTIVE = "extractive"
+    # Written by a model, every sentence verified against the spans it cites.
+    GENERATED = "generated"
+
+
+@dataclass(frozen=True)
+class RemovedSentence:
+    """A sentence of a model's answer that failed verification and was not shown."""
+
+    text: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Where a written answer's time went, in milliseconds."""
+
+    # Evidence, token budget and prompt.
+    prompt_ms: float
+    # The model's own time, from the request to its last token.
+    model_ms: float
+    # Splitting and checking the answer's sentences.
+    verify_ms: float
+
+
+@dataclass(frozen=True)
+class Turn:
+    """An earlier exchange of a conversation; ``answer`` may be empty."""
+
+    question: str
+    answer: str = ""
+
+
 @dataclass(frozen=True)
 class Answer:
     question: str
@@ -82,6 +117,18 @@ class Answer:
     found: bool
     citations: tuple[Citation, ...]
     passages: tuple[Passage, ...]
+    mode: AnswerMode = AnswerMode.EXTRACTIVE
+    removed: tuple[RemovedSentence, ...] = ()
+    # Why a written answer was not given, when a model is configured.
+    llm_error: str | None = None
+    timings: Timings | None = None
+
+
+@dataclass(frozen=True)
+class AnswerPiece:
+    """A verified sentence of a written answer, streamed before the answer is complete."""
+
+    text: str
 
 
 @dataclass(frozen=True)

@@ -9,21 +9,27 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import anyio
 
 from qa.answer import Answerer
 from qa.config import Settings
 from qa.embed import Embedder, make_embedder
-from qa.errors import IndexUnavailableError, InvalidRequestError, QAError
+from qa.errors import IndexUnavailableError, InvalidRequestError, LLMError, QAError
+from qa.generate import AnswerWriter
 from qa.index import INDEX_FILES, Index, load_index, read_manifest
-from qa.records import Answer, Article, Passage
-from qa.retrieve import Retriever
+from qa.records import Answer, AnswerPiece, Article, Passage, Turn
+from qa.retrieve import Retrieval, Retriever
 
 logger = logging.getLogger("qa.service")
 
 # A follow-up question is retrieved together with at most this many earlier questions.
 MAX_HISTORY = 5
+# An earlier answer sent back as a turn of the conversation (several cited sentences).
+MAX_HISTORY_ANSWER_CHARS = 4000
 
 
 def contextual_query(question: str, history: Sequence[str] = ()) -> str:
@@ -37,36 +43,113 @@ def contextual_query(question: str, history: Sequence[str] = ()) -> str:
     return "\n".join([*earlier, question])
 
 
+@dataclass(frozen=True)
+class Asked:
+    """A checked question with the passages retrieved for it: what answering starts from."""
+
+    question: str
+    turns: tuple[Turn, ...]
+    retrieval: Retrieval
+
+
 class QAService:
-    def __init__(self, settings: Settings, embedder: Embedder, index: Index) -> None:
+    def __init__(
+        self, settings: Settings, embedder: Embedder, index: Index, writer: AnswerWriter | None = None
+    ) -> None:
         self.settings = settings
         self.embedder = embedder
         self.index = index
         self.retriever = Retriever(index, embedder)
         self.answerer = Answerer(index, settings.answer)
+        # Writes answers with a model when [llm] is configured; outlives index reloads.
+        self.writer = writer
 
     @classmethod
     def open(cls, settings: Settings, *, embedder: Embedder | None = None) -> QAService:
-        """Load the embedder and the index the settings name."""
+        """Load the embedder and the index the settings name (and the model client, if any)."""
         embedder = embedder or make_embedder(settings.embedding)
         index = load_index(settings.index.path, model=embedder.model_id, dimension=embedder.dimension)
         # The first embedding call pays the engine's one-time set-up; pay it here,
         # not in the first user's request.
         embedder.embed_queries(["warm-up"])
-        return cls(settings, embedder, index)
+        writer = None
+        if settings.llm.enabled:
+            writer = AnswerWriter(settings.llm, embedder, settings.answer.max_sentences)
+        return cls(settings, embedder, index, writer)
 
     def close(self) -> None:
         self.index.close()
 
-    def ask(self, question: str, k: int | None = None, history: Sequence[str] = ()) -> Answer:
-        """Answer ``question``; ``history`` holds the user's earlier questions, most recent last.
+    async def aclose(self) -> None:
+        """Close the index and the model client's connections."""
+        self.close()
+        if self.writer is not None:
+            await self.writer.aclose()
+
+    def ask(self, question: str, k: int | None = None, history: Sequence[str | Turn] = ()) -> Answer:
+        """The quoted (extractive) answer to ``question``; ``history`` holds the earlier
+        turns of the conversation (or just their questions), most recent last.
 
         The history only steers retrieval; the answer's ``question`` is the user's own.
         """
+        return self.extractive(self.retrieve(question, k, history))
+
+    def retrieve(self, question: str, k: int | None = None, history: Sequence[str | Turn] = ()) -> Asked:
+        """Check the request and retrieve its passages; InvalidRequestError if it is wrong."""
         question = self._checked_question(question)
-        query = contextual_query(question, self._checked_history(history))
-        retrieval = self.retriever.retrieve(query, self._checked_k(k))
-        return self.answerer.answer(question, retrieval)
+        turns = tuple(Turn(t) if isinstance(t, str) else t for t in self._checked_history(history))
+        query = contextual_query(question, [t.question for t in turns])
+        return Asked(question, turns, self.retriever.retrieve(query, self._checked_k(k)))
+
+    def extractive(self, asked: Asked) -> Answer:
+        return self.answerer.answer(asked.question, asked.retrieval)
+
+    async def _model_unavailable(self, asked: Asked) -> Answer | None:
+        """The quoted answer when the model is not to be asked: none configured, the
+        evidence too weak to answer from at all, or the model paused after failures."""
+        if self.writer is None or not self.answerer.is_answerable(asked.question, asked.retrieval):
+            return await anyio.to_thread.run_sync(self.extractive, asked)
+        paused = self.writer.health.paused()
+        if paused:
+            return dataclasses.replace(
+                await anyio.to_thread.run_sync(self.extractive, asked), llm_error=paused
+            )
+        return None
+
+    async def written(self, asked: Asked) -> Answer:
+        """The model's verified answer, or the quoted one with ``llm_error`` if it fails."""
+        answer = await self._model_unavailable(asked)
+        if answer is not None or self.writer is None:
+            return answer or self.extractive(asked)
+        passages = asked.retrieval.passages
+        try:
+            answer = await self.writer.write(self.index, asked.question, passages, asked.turns)
+        except LLMError as exc:
+            return await self._fallback(asked, exc)
+        self.writer.health.record_success()
+        return answer
+
+    async def written_stream(self, asked: Asked) -> AsyncIterator[AnswerPiece | Answer]:
+        """Verified sentences of the model's answer as they come, then the whole answer;
+        the quoted answer alone (with ``llm_error``) if the model fails before a sentence."""
+        answer = await self._model_unavailable(asked)
+        if answer is not None or self.writer is None:
+            yield answer or self.extractive(asked)
+            return
+        passages = asked.retrieval.passages
+        try:
+            async for item in self.writer.stream(self.index, asked.question, passages, asked.turns):
+                yield item
+        except LLMError as exc:
+            yield await self._fallback(asked, exc)
+            return
+        self.writer.health.record_success()
+
+    async def _fallback(self, asked: Asked, exc: LLMError) -> Answer:
+        assert self.writer is not None
+        self.writer.health.record_failure(str(exc))
+        logger.warning("written answer failed, answering with quotes: %s", exc)
+        return dataclasses.replace(await anyio.to_thread.run_sync(self.extractive, asked), llm_error=str(exc))
 
     def search(self, query: str, k: int | None = None) -> tuple[Passage, ...]:
         query = self._checked_question(query)
@@ -90,14 +173,20 @@ class QAService:
             )
         return question.strip()
 
-    def _checked_history(self, history: Sequence[str]) -> Sequence[str]:
+    def _checked_history(self, history: Sequence[str | Turn]) -> Sequence[str | Turn]:
         limit = self.settings.limits.max_question_chars
         if len(history) > MAX_HISTORY:
             raise InvalidRequestError(f"the history has {len(history)} questions; the limit is {MAX_HISTORY}")
         for number, item in enumerate(history, start=1):
-            if len(item) > limit:
+            question = item if isinstance(item, str) else item.question
+            if len(question) > limit:
                 raise InvalidRequestError(
-                    f"history question {number} is {len(item)} characters long; the limit is {limit}"
+                    f"history question {number} is {len(question)} characters long; the limit is {limit}"
+                )
+            if not isinstance(item, str) and len(item.answer) > MAX_HISTORY_ANSWER_CHARS:
+                raise InvalidRequestError(
+                    f"history answer {number} is {len(item.answer)} characters long; "
+                    f"the limit is {MAX_HISTORY_ANSWER_CHARS}"
                 )
         return history
 
@@ -146,10 +235,17 @@ class LiveService:
                 self.reload_error = f"could not load {folder.name}: {exc}"
                 logger.error("index reload failed, still serving %s: %s", served.index.manifest.version, exc)
                 return False
-            self._service = QAService(served.settings, served.embedder, index)
+            self._service = QAService(served.settings, served.embedder, index, served.writer)
             self.reload_error = None
             logger.info("now serving index version %s", index.manifest.version)
             return True
+
+    def llm_summary(self) -> dict[str, Any]:
+        """The model's state for /healthz: configured or not, last success and error."""
+        writer = self._service.writer
+        if writer is None:
+            return {"configured": False}
+        return writer.health.summary()
 
     def disk_problem(self) -> str | None:
         """What is wrong with the served version's files on disk, if anything: the

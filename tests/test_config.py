@@ -86,3 +86,17 @@ def test_cli_prints_config_errors_and_exits_nonzero(
     config.write_text("[server]\nport = 0\n")
     assert main(["ask", "--config", str(config), "hello"]) == 1
     assert "server.port" in capsys.readouterr().err
+
+
+def test_the_llm_api_key_is_only_read_from_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[llm]\napi_key = "sk-in-a-file"\n')
+    with pytest.raises(ConfigError, match=r"only be set in the environment \(QA_LLM_API_KEY\)") as error:
+        load_settings(config, environ={})
+    assert "sk-in-a-file" not in str(error.value)
+    settings = load_settings(environ={"QA_LLM_API_KEY": "sk-env", "QA_LLM_BASE_URL": "http://127.0.0.1:9/v1"})
+    assert settings.llm.api_key == "sk-env" and "sk-env" not in repr(settings)
+    with pytest.raises(ConfigError, match="must not hold credentials"):
+        load_settings(environ={"QA_LLM_BASE_URL": "https://user:pw@llm.example/v1"})
+    with pytest.raises(ConfigError, match="below limits.request_timeout_seconds"):
+        load_settings(environ={"QA_LLM_BASE_URL": "http://127.0.0.1:9/v1", "QA_LLM_TIMEOUT_SECONDS": "45"})
