@@ -42,6 +42,7 @@ from qa.service import MAX_HISTORY, contextual_query
 
 from .conftest import CAMERON_SENTENCE, REPO, SAMPLE_DOC_ID, Server
 from .conftest import start_server as start_qa_server
+from .scripted_llm import Reply, evidence_number, scripted_llm
 
 ARTIFACTS = REPO / "test-artifacts"
 DOCS_SCREENSHOT = REPO / "docs" / "widget-demo.png"
@@ -340,7 +341,7 @@ def test_the_stream_sends_passages_citations_answer_then_done(qa_server: Server)
         ({"question": "بوتين", "k": 0}, "k must be between 1 and 50"),
         ({"question": 42}, "question: Expected `str`, got `int`"),
         ({"question": "بوتين", "history": "كاميرون"}, "history: Expected `array`, got `str`"),
-        ({"question": "بوتين", "history": [1]}, "Expected `str`, got `int`"),
+        ({"question": "بوتين", "history": [1]}, "Expected `str | object`, got `int`"),
         ({"question": "بوتين", "history": ["س"] * (MAX_HISTORY + 1)}, f"the limit is {MAX_HISTORY}"),
         ({"question": "بوتين", "history": ["س" * 1001]}, "history question 1 is 1001 characters long"),
     ],
@@ -463,8 +464,11 @@ def test_follow_up_is_sent_with_the_history_and_a_new_conversation_forgets_it(
     tab.wait_answer(0)
     page.locator(f'button[data-qa-ask="{FOLLOW_UP}"]').click()
     second = tab.wait_answer(1)
+    first = api_ask(qa_server, ENGLISH)
     expected = api_ask(qa_server, FOLLOW_UP, history=[ENGLISH])
-    assert bodies == [{"question": ENGLISH}, {"question": FOLLOW_UP, "history": [ENGLISH]}]
+    # A turn that got an answer goes back with it.
+    earlier = {"question": ENGLISH, "answer": first["answer"]}
+    assert bodies == [{"question": ENGLISH}, {"question": FOLLOW_UP, "history": [earlier]}]
     assert expected["citations"][0]["quote"] in second.inner_text()
     # Both turns stay visible.
     assert page.locator(".msg.user").count() == 2 and tab.answers().count() == 2
@@ -659,4 +663,46 @@ def test_the_widget_is_usable_from_the_keyboard_alone(
     assert not page.locator("[data-qa-input]").is_visible()
     assert "data-qa-launcher" in page.evaluate(focused)
     assert page.locator("[data-qa-launcher]").get_attribute("aria-expanded") == "false"
+    tab.assert_no_errors()
+
+
+WRITTEN = "Cameron said he would ask Putin to focus Russian air strikes in Syria on the Islamic State"
+
+
+def test_a_written_answer_shows_its_markers_in_the_text_and_goes_back_with_the_follow_up(
+    tab: Tab, sample_index: Path
+) -> None:
+    def cameron(request: dict[str, Any]) -> Reply:
+        return Reply(f"{WRITTEN} [{evidence_number(request, 'سيدعو الرئيس الروسي فلاديمير بوتين')}].")
+
+    with scripted_llm() as llm:
+        llm.reply(cameron)
+        server = start_qa_server(sample_index, QA_LLM_BASE_URL=llm.base_url, QA_LLM_MODEL="scripted")
+        try:
+            page = tab.page
+            page.goto(f"{server.base}/")
+            page.locator("[data-qa-input]").fill(ENGLISH)
+            page.locator("[data-qa-input]").press("Enter")
+            answer = tab.wait_answer(0)
+            text = answer.locator("[data-qa-answer-text]")
+            # The marker stands where the model wrote [1]; no "[1]" is left in the text.
+            assert text.inner_text().strip() == f"{WRITTEN} 1."
+            assert text.locator("[data-qa-citation]").count() == 1
+            marker = text.locator('[data-qa-citation="1"]')
+            assert marker.count() == 1
+            marker.click()
+            assert answer.locator("mark[data-qa-highlight]").text_content() == CAMERON_SENTENCE
+            written = page.locator("[data-qa-announcer]").text_content() or ""
+            assert WRITTEN in written
+
+            llm.reply(Reply("NO_ANSWER"))
+            page.locator("[data-qa-input]").fill(FOLLOW_UP)
+            page.locator("[data-qa-input]").press("Enter")
+            tab.wait_answer(1)
+            assert len(llm.requests) == 2
+            messages = llm.requests[-1]["messages"]
+            pair = [{"role": "user", "content": ENGLISH}, {"role": "assistant", "content": written.strip()}]
+            assert [{k: m[k] for k in ("role", "content")} for m in messages[1:3]] == pair
+        finally:
+            server.stop()
     tab.assert_no_errors()

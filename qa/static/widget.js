@@ -31,6 +31,7 @@
 
   var HISTORY_TURNS = 3; // earlier questions sent with a follow-up
   var HISTORY_CHARS = 500; // each cut to this length
+  var HISTORY_ANSWER_CHARS = 4000; // an earlier answer sent with its question is cut to this length
 
   var STRINGS = {
     en: {
@@ -440,8 +441,13 @@
     user.appendChild(el("span", { class: "who" }, this.t.you));
     user.appendChild(el("p", { class: "text", dir: "auto" }, question));
     this.log.appendChild(user);
+    // Turns that got an answer go as {question, answer} (a model sees the answers too).
     var history = this.history.slice(-HISTORY_TURNS).map(function (item) {
-      return item.slice(0, HISTORY_CHARS);
+      var asked = item.question.slice(0, HISTORY_CHARS);
+      if (!item.answer) {
+        return asked;
+      }
+      return { question: asked, answer: codePoints(item.answer).slice(0, HISTORY_ANSWER_CHARS).join("") };
     });
     var turn = { question: question, history: history, node: el("article", { class: "msg bot", "data-qa-answer": "" }) };
     this.log.appendChild(turn.node);
@@ -469,7 +475,8 @@
     node.appendChild(text);
     this.scrollToEnd();
 
-    var state = { passages: [], citations: [], answer: "" };
+    var state = { passages: [], citations: [], answer: "", mode: "extractive" };
+    turn.answer = "";
     this.current = turn;
     this.setBusy(true);
     var body = { question: turn.question };
@@ -496,6 +503,8 @@
         self.scrollToEnd();
       } else if (event === "done") {
         state.answer = data.answer;
+        state.mode = data.mode || "extractive";
+        turn.answer = data.answer || "";
         if (typing.parentNode) {
           typing.remove();
         }
@@ -508,7 +517,7 @@
         if (self.current !== turn) {
           return;
         }
-        self.history.push(turn.question);
+        self.history.push({ question: turn.question, answer: turn.answer });
         self.setBusy(false);
       },
       function (error) {
@@ -521,12 +530,55 @@
     );
   };
 
-  /** The answer with a numbered marker after each quote it cites. */
+  /**
+   * The final answer: a written ("generated") one with each [n] in its text turned into
+   * that citation's marker; a quoted one with a numbered marker after each quote it cites.
+   */
   Widget.prototype.finish = function (turn, state, text) {
-    var self = this;
     var node = turn.node;
     var answer = state.answer;
     text.textContent = "";
+    if (state.mode === "generated") {
+      this.placeInline(turn, state, text);
+    } else {
+      this.placeAfterQuotes(turn, state, text);
+    }
+    if (state.citations.length) {
+      node.appendChild(el("p", { class: "hint" }, this.t.hint));
+    }
+    node.setAttribute("data-qa-state", "done");
+    node.removeAttribute("aria-busy");
+    this.announcer.textContent = answer;
+    this.scrollToEnd();
+  };
+
+  /** A written answer: each [n] of a known citation becomes its marker; other text stays as is. */
+  Widget.prototype.placeInline = function (turn, state, text) {
+    var self = this;
+    var answer = state.answer;
+    var byNumber = {};
+    state.citations.forEach(function (citation) {
+      byNumber[String(citation.n)] = citation;
+    });
+    var pattern = /\[(\d+)\]/g;
+    var cursor = 0;
+    var match;
+    while ((match = pattern.exec(answer))) {
+      var citation = Object.prototype.hasOwnProperty.call(byNumber, match[1]) ? byNumber[match[1]] : null;
+      if (!citation) {
+        continue;
+      }
+      text.appendChild(document.createTextNode(answer.slice(cursor, match.index)));
+      text.appendChild(self.marker(turn, citation, state.passages));
+      cursor = match.index + match[0].length;
+    }
+    text.appendChild(document.createTextNode(answer.slice(cursor)));
+  };
+
+  /** A quoted answer: a numbered marker after each quote it cites (at the end if not found). */
+  Widget.prototype.placeAfterQuotes = function (turn, state, text) {
+    var self = this;
+    var answer = state.answer;
     var cursor = 0;
     var unplaced = [];
     state.citations.forEach(function (citation) {
@@ -544,13 +596,6 @@
     unplaced.forEach(function (citation) {
       text.appendChild(self.marker(turn, citation, state.passages));
     });
-    if (state.citations.length) {
-      node.appendChild(el("p", { class: "hint" }, this.t.hint));
-    }
-    node.setAttribute("data-qa-state", "done");
-    node.removeAttribute("aria-busy");
-    this.announcer.textContent = answer;
-    this.scrollToEnd();
   };
 
   Widget.prototype.marker = function (turn, citation, passages) {
