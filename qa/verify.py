@@ -62,6 +62,12 @@ class Verdict:
     similarity: Mapping[int, float]
 
 
+def _quotes(claim: str, span: str) -> bool:
+    """Whether ``claim`` is a word-for-word quote of ``span`` (normalized, punctuation aside)."""
+    words = _WORDS.findall(normalize(claim))
+    return bool(words) and " ".join(words) in " ".join(_WORDS.findall(normalize(span)))
+
+
 def _is_arabic(text: str) -> bool:
     """Whether most letters of ``text`` are Arabic."""
     letters = [char for char in text if char.isalpha()]
@@ -128,8 +134,14 @@ class Verifier:
         to_embed: list[int] = []
         for position, sentence in enumerate(sentences):
             reason = self._reason_before_meaning(sentence, evidence)
-            verdicts.append(Verdict(sentence, reason, {}) if reason else None)
-            if reason is None:
+            quoted = {
+                n: 1.0 for n in sentence.cites if reason is None and _quotes(sentence.claim, evidence[n].text)
+            }
+            if reason or quoted:
+                # A sentence that quotes its span word for word needs no embedding.
+                verdicts.append(Verdict(sentence, reason, quoted))
+            else:
+                verdicts.append(None)
                 to_embed.append(position)
         if to_embed:
             vectors = self.embedder.embed_queries([sentences[p].claim for p in to_embed])
