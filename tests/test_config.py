@@ -98,5 +98,5 @@ def test_the_llm_api_key_is_only_read_from_the_environment(tmp_path: Path) -> No
     assert settings.llm.api_key == "sk-env" and "sk-env" not in repr(settings)
     with pytest.raises(ConfigError, match="must not hold credentials"):
         load_settings(environ={"QA_LLM_BASE_URL": "https://user:pw@llm.example/v1"})
-    with pytest.raises(ConfigError, match="below limits.request_timeout_seconds"):
+    with pytest.raises(ConfigError, match=r"below limits\.request_timeout_seconds"):
         load_settings(environ={"QA_LLM_BASE_URL": "http://127.0.0.1:9/v1", "QA_LLM_TIMEOUT_SECONDS": "45"})
