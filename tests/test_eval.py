@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from qa.errors import SourceError
 from qa.evaluate import load_questions
 
 from .conftest import REPO
+from .scripted_llm import Reply, evidence, scripted_llm
 
 DATA = REPO / "tests" / "data"
 QA = [sys.executable, "-m", "qa.cli"]
@@ -73,3 +75,28 @@ def test_question_files_with_bad_lines_name_path_and_line(tmp_path: Path) -> Non
     path.write_text('{"qid": "1", "question_ar": "سؤال؟"}\n{"qid": "2"}\n', "utf-8")
     with pytest.raises(SourceError, match=r"q\.jsonl:2: not a question record"):
         load_questions(path, "ar")
+
+
+def test_eval_llm_scores_the_written_path(eval_index: Path, tmp_path: Path) -> None:
+    """`qa eval --llm` against a scripted model on loopback that quotes the first
+    evidence sentence: every answer is written, its citations valid, and the report
+    holds the written path's measures."""
+
+    def quote_first(request: dict[str, Any]) -> Reply:
+        n, text = next(iter(evidence(request).items()))
+        return Reply(f"{text} [{n}]")
+
+    report = tmp_path / "llm.json"
+    with scripted_llm() as llm:
+        llm.reply(quote_first)
+        result = run_eval(
+            eval_index, report,
+            "--questions", str(DATA / "arcd" / "ci_questions.jsonl"), "--limit", "8", "--llm",
+            "--llm-url", llm.base_url, "--llm-model", "scripted", "--min-citation-validity", "1.0",
+        )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    scores = json.loads(report.read_text())
+    assert scores["written"] > 0.5 and scores["sentences_removed"] == 0.0
+    assert scores["model_p50_ms"] > 0 and scores["own_p50_ms"] > 0
+    assert len(llm.requests) >= 4
+    assert "| sentences removed" in result.stdout
