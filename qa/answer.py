@@ -93,7 +93,7 @@ class Answerer:
         """Whether the passages are strong enough evidence to answer from at all."""
         if not retrieval.passages:
             return False
-        threshold = MIN_SCORE if _ARABIC_LETTER.search(question) else MIN_SCORE_CROSS_LANGUAGE
+        threshold = MIN_SCORE if asks_in_arabic(question) else MIN_SCORE_CROSS_LANGUAGE
         if retrieval.passages[0].score < threshold:
             return False
         # A question that names a number (a year, a count) is not answered by passages
@@ -157,9 +157,13 @@ class Answerer:
         )
 
 
+def asks_in_arabic(question: str) -> bool:
+    return bool(_ARABIC_LETTER.search(question))
+
+
 def refusal(question: str) -> str:
     """The answer that says the sources do not answer, in the question's language."""
-    return NO_ANSWER_AR if _ARABIC_LETTER.search(question) else NO_ANSWER
+    return NO_ANSWER_AR if asks_in_arabic(question) else NO_ANSWER
 
 
 def _answer_type(question: str) -> re.Pattern[str] | None:

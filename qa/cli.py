@@ -200,13 +200,14 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
     service = QAService.open(settings)
 
-    async def written() -> Answer:
+    async def answer_once() -> Answer:
+        # Written when a model is configured, else quoted: the path of POST /api/ask.
         try:
             return await service.written(service.retrieve(args.question, args.k))
         finally:
             await service.aclose()
 
-    answer = anyio.run(written) if service.writer else service.ask(args.question, args.k)
+    answer = anyio.run(answer_once)
     if args.json:
         print(json.dumps(dataclasses.asdict(answer), ensure_ascii=False, indent=2))
         return 0
@@ -219,7 +220,6 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     for removed in answer.removed:
         print(f"(removed: {removed.text!r}: {removed.reason})", file=sys.stderr)
     return 0
-
 
 
 def _export_e5(args: argparse.Namespace, settings: Settings) -> int:

@@ -148,7 +148,7 @@ def evaluate(
         return results
 
     # One event loop for all questions: the model client's connections belong to it.
-    answered = anyio.run(answers) if written else [_timed(service, q, k) for q in questions]
+    answered = anyio.run(answers)
     latencies: list[float] = []
     hits_1: list[bool] = []
     hits_5: list[bool] = []
@@ -202,12 +202,6 @@ def evaluate(
         model_p50_ms=_percentile(sorted(t.model_ms for t in timed), 0.5) if timed else None,
         own_p50_ms=_percentile(sorted(t.prompt_ms + t.verify_ms for t in timed), 0.5) if timed else None,
     )
-
-
-def _timed(service: QAService, question: EvalQuestion, k: int) -> tuple[Answer, float]:
-    started = time.perf_counter()
-    answer = service.ask(question.question, k)
-    return answer, (time.perf_counter() - started) * 1000
 
 
 def _overlaps(doc_id: str, start: int, end: int, question: EvalQuestion) -> bool:

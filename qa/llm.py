@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -160,26 +161,21 @@ def _check_status(response: httpx.Response) -> None:
         )
 
 
-class _mapped_errors:  # noqa: N801 - used as a context manager, like a function
+@contextmanager
+def _mapped_errors(timeout: float) -> Iterator[None]:
     """Turns transport failures into LLMError messages free of URLs and keys."""
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc is None or isinstance(exc, LLMError):
-            return
-        if isinstance(exc, TimeoutError | httpx.TimeoutException):
-            raise LLMError(f"the model did not answer within {self.timeout:g} s") from exc
-        if isinstance(exc, httpx.ConnectError):
-            raise LLMError("the model endpoint is unreachable") from exc
-        if isinstance(exc, SSEError):
-            raise LLMError("the model sent a malformed event stream") from exc
-        if isinstance(exc, httpx.HTTPError):
-            raise LLMError(f"the connection to the model failed ({type(exc).__name__})") from exc
+    try:
+        yield
+    except LLMError:
+        raise
+    except (TimeoutError, httpx.TimeoutException) as exc:
+        raise LLMError(f"the model did not answer within {timeout:g} s") from exc
+    except httpx.ConnectError as exc:
+        raise LLMError("the model endpoint is unreachable") from exc
+    except SSEError as exc:
+        raise LLMError("the model sent a malformed event stream") from exc
+    except httpx.HTTPError as exc:
+        raise LLMError(f"the connection to the model failed ({type(exc).__name__})") from exc
 
 
 class LLMHealth:

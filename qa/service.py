@@ -104,52 +104,51 @@ class QAService:
     def extractive(self, asked: Asked) -> Answer:
         return self.answerer.answer(asked.question, asked.retrieval)
 
-    async def _model_unavailable(self, asked: Asked) -> Answer | None:
-        """The quoted answer when the model is not to be asked: none configured, the
-        evidence too weak to answer from at all, or the model paused after failures."""
-        if self.writer is None or not self.answerer.is_answerable(asked.question, asked.retrieval):
-            return await anyio.to_thread.run_sync(self.extractive, asked)
-        paused = self.writer.health.paused()
-        if paused:
-            return dataclasses.replace(
-                await anyio.to_thread.run_sync(self.extractive, asked), llm_error=paused
-            )
-        return None
-
     async def written(self, asked: Asked) -> Answer:
-        """The model's verified answer, or the quoted one with ``llm_error`` if it fails."""
-        answer = await self._model_unavailable(asked)
-        if answer is not None or self.writer is None:
-            return answer or self.extractive(asked)
-        passages = asked.retrieval.passages
+        """The model's verified answer, or the quoted one (with ``llm_error`` if the
+        model failed or is paused) when the model is not to be asked or fails."""
+        writer = self._writer_for(asked)
+        if not isinstance(writer, AnswerWriter):
+            return await self._quoted(asked, writer)
         try:
-            answer = await self.writer.write(self.index, asked.question, passages, asked.turns)
+            answer = await writer.write(self.index, asked.question, asked.retrieval.passages, asked.turns)
         except LLMError as exc:
-            return await self._fallback(asked, exc)
-        self.writer.health.record_success()
+            return await self._failed(writer, asked, exc)
+        writer.health.record_success()
         return answer
 
     async def written_stream(self, asked: Asked) -> AsyncIterator[AnswerPiece | Answer]:
         """Verified sentences of the model's answer as they come, then the whole answer;
         the quoted answer alone (with ``llm_error``) if the model fails before a sentence."""
-        answer = await self._model_unavailable(asked)
-        if answer is not None or self.writer is None:
-            yield answer or self.extractive(asked)
+        writer = self._writer_for(asked)
+        if not isinstance(writer, AnswerWriter):
+            yield await self._quoted(asked, writer)
             return
-        passages = asked.retrieval.passages
         try:
-            async for item in self.writer.stream(self.index, asked.question, passages, asked.turns):
+            async for item in writer.stream(
+                self.index, asked.question, asked.retrieval.passages, asked.turns
+            ):
                 yield item
         except LLMError as exc:
-            yield await self._fallback(asked, exc)
+            yield await self._failed(writer, asked, exc)
             return
-        self.writer.health.record_success()
+        writer.health.record_success()
 
-    async def _fallback(self, asked: Asked, exc: LLMError) -> Answer:
-        assert self.writer is not None
-        self.writer.health.record_failure(str(exc))
+    def _writer_for(self, asked: Asked) -> AnswerWriter | str | None:
+        """The writer to ask; else None (no model configured, or evidence too weak to
+        answer from at all), or why the model is paused after failures."""
+        if self.writer is None or not self.answerer.is_answerable(asked.question, asked.retrieval):
+            return None
+        return self.writer.health.paused() or self.writer
+
+    async def _quoted(self, asked: Asked, llm_error: str | None) -> Answer:
+        answer = await anyio.to_thread.run_sync(self.extractive, asked)
+        return dataclasses.replace(answer, llm_error=llm_error)
+
+    async def _failed(self, writer: AnswerWriter, asked: Asked, exc: LLMError) -> Answer:
+        writer.health.record_failure(str(exc))
         logger.warning("written answer failed, answering with quotes: %s", exc)
-        return dataclasses.replace(await anyio.to_thread.run_sync(self.extractive, asked), llm_error=str(exc))
+        return await self._quoted(asked, str(exc))
 
     def search(self, query: str, k: int | None = None) -> tuple[Passage, ...]:
         query = self._checked_question(query)

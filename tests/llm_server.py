@@ -3,7 +3,6 @@ OpenAI-compatible chat-completions endpoint."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -14,23 +13,17 @@ from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parent.parent
+from .conftest import REPO, free_port
+
 START_TIMEOUT_S = 120.0  # SmolLM2 loads in about a second; a big --model takes longer
 STOP_TIMEOUT_S = 10.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager
 def local_llm_server(model: Path | None = None) -> Iterator[str]:
     """Start the server on ``model`` (default: the bundled SmolLM2), yield its base URL
     ``http://127.0.0.1:PORT/v1`` once ``/health`` answers 200, and stop it on exit."""
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "qa.local_llm", "--host", "127.0.0.1", "--port", str(port)]
     if model is not None:
         command += ["--model", str(model)]

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import SAMPLE_ARTICLE, start_server
-from .llm_server import REPO, local_llm_server
+from .conftest import REPO, SAMPLE_ARTICLE, start_server
+from .llm_server import local_llm_server
 
 MESSAGES = [{"role": "user", "content": "ما هي عاصمة مصر؟"}]
 
