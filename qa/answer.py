@@ -112,7 +112,7 @@ class Answerer:
         wanted = _answer_type(question)
         candidates: dict[int, _Candidate] = {}
         for passage in passages:
-            first, stop = (int(i) for i in self.index.chunk_sentences[passage.chunk_id])
+            first, stop = self.index.sentence_range(passage.chunk_id)
             stored = self.index.sentences(first, stop)
             similarity = [retrieval.sentence_similarity[s.sentence_id] for s in stored]
             for position, item in enumerate(stored):

@@ -15,6 +15,7 @@ import hmac
 import html
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
@@ -47,7 +48,7 @@ from litestar.status_codes import (
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa import __version__
-from qa.config import Settings
+from qa.config import Settings, load_settings
 from qa.embed import Embedder
 from qa.errors import (
     IndexUnavailableError,
@@ -165,6 +166,8 @@ class HealthResponse:
     reload_error: str | None = None
     # The model that writes answers: configured, last success, last error, paused.
     llm: dict[str, Any] | None = None
+    # The process that answered: with server.workers > 1, each holds its own version.
+    worker: int = 0
 
 
 @dataclass(frozen=True)
@@ -341,6 +344,7 @@ def healthz(state: State) -> Response[HealthResponse]:
         problem=problem,
         reload_error=live.reload_error,
         llm=live.llm_summary(),
+        worker=os.getpid(),
     )
     return Response(health, status_code=HTTP_503_SERVICE_UNAVAILABLE if problem else 200)
 
@@ -363,6 +367,7 @@ async def admin_reload(request: Request[Any, Any, Any], state: State) -> HealthR
         problem=None,
         reload_error=live.reload_error,
         llm=live.llm_summary(),
+        worker=os.getpid(),
     )
 
 
@@ -517,6 +522,13 @@ def _log_requests(app: ASGIApp) -> ASGIApp:
             )
 
     return middleware
+
+
+def app_from_environment() -> Litestar:
+    """The application of one worker process of ``qa serve --workers N``: its settings
+    come from ``QA_CONFIG`` and the ``QA_*`` variables that ``qa serve`` set."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(load_settings())
 
 
 def create_app(

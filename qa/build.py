@@ -2,11 +2,13 @@
 
 Used by ``qa reindex``, ``scripts/reindex.py`` and ``qa eval``; never imported by
 the service. Reindexing is incremental: a document whose content hash is in the
-published version keeps its chunks and embeddings, so only new and changed
-documents are embedded. A change of model, dimension, chunking or index format
-makes every old embedding unusable and forces a full rebuild, which the summary
-says. The new version is written beside the served one under the build lock and
-published in one atomic step (see ``qa.index``).
+published version stays in its segment untouched; new and changed documents are
+embedded into one new segment, and changed and removed ones are marked deleted in
+the old. A change of model, dimension, chunking or index format makes every old
+embedding unusable and forces a full rebuild, which the summary says. The new
+version is written beside the served one under the build lock and published in one
+atomic step; then, if a tier of segments is full, they merge and the merge is
+published the same way (see ``qa.index``).
 """
 
 from __future__ import annotations
@@ -25,20 +27,21 @@ from tqdm import tqdm
 from qa import __version__
 from qa.chunk import chunk_article, embedding_text, sentence_embedding_texts
 from qa.config import Settings
-from qa.embed import Embedder, Vectors
+from qa.embed import Embedder
 from qa.errors import IndexUnavailableError
 from qa.index import (
     FORMAT_VERSION,
     BuildInfo,
     Index,
-    IndexedDocument,
     index_lock,
     load_index,
+    merges_due,
+    publish_merge,
+    publish_update,
     read_manifest,
-    write_index,
 )
-from qa.normalize import tokens
 from qa.records import Article, Chunk, Manifest, Sentence
+from qa.segment import IndexedDocument, indexed_document
 from qa.sources import read_articles
 from qa.text import split_sentences
 
@@ -56,6 +59,9 @@ class BuildSummary:
     unchanged: int
     chunks_embedded: int
     skipped: int
+    # Segments of the published version, and merges made after the update.
+    segments: int
+    merges: int
     # Why every document was embedded again, when the previous version could not be reused.
     full_rebuild: str | None
     seconds: float
@@ -95,12 +101,23 @@ def build_index(
     info = _build_info(settings, embedder)
     counts = _Counts()
     with index_lock(index_path):
-        previous, full_rebuild = _reusable_version(index_path, info)
+        previous, full_rebuild = _reusable_version(index_path, info, settings)
         hashes = previous.content_hashes() if previous is not None else {}
         show = sys.stderr.isatty() if progress is None else progress
-        with tqdm(report.articles, desc="indexing", unit="doc", disable=not show, file=sys.stderr) as bar:
-            documents = _documents(bar, hashes, previous, settings, embedder, counts)
-            manifest = write_index(index_path, documents, info, source_digest=source_digest(report.articles))
+        changed = [a for a in report.articles if hashes.get(a.doc_id) != content_hash(a)]
+        counts.unchanged = len(report.articles) - len(changed)
+        removed = hashes.keys() - {article.doc_id for article in report.articles}
+        with tqdm(changed, desc="indexing", unit="doc", disable=not show, file=sys.stderr) as bar:
+            manifest = publish_update(
+                index_path,
+                info,
+                settings.index,
+                previous=previous,
+                documents=_documents(bar, hashes, settings, embedder, counts),
+                removed=removed,
+                source_digest=source_digest(report.articles),
+            )
+        manifest, merges = _merge(index_path, manifest, settings, info, previous)
     if full_rebuild:
         print(f"full rebuild: {full_rebuild}", file=sys.stderr)
     return BuildSummary(
@@ -111,13 +128,42 @@ def build_index(
         sentences=manifest.sentences,
         added=counts.added,
         updated=counts.updated,
-        removed=len(hashes.keys() - {article.doc_id for article in report.articles}),
+        removed=len(removed),
         unchanged=counts.unchanged,
         chunks_embedded=counts.chunks_embedded,
         skipped=len(report.problems),
+        segments=len(manifest.segments),
+        merges=merges,
         full_rebuild=full_rebuild,
         seconds=round(time.perf_counter() - started, 2),
     )
+
+
+def ingest(
+    index_path: Path,
+    settings: Settings,
+    documents: Iterable[IndexedDocument],
+    *,
+    model: str,
+    dimension: int,
+    removed: Iterable[str] = (),
+) -> Manifest:
+    """Publish documents embedded elsewhere (precomputed vectors, e.g. by a cluster)
+    as one new segment, as a reindex would: each replaces the served document of
+    the same id, ``removed`` ones are deleted, and full tiers merge afterwards.
+
+    Build each document with :func:`qa.segment.indexed_document`; its vectors must be
+    unit vectors of ``model``, made with the settings' chunking.
+    """
+    info = BuildInfo(model, dimension, settings.chunking.max_tokens, settings.chunking.overlap_tokens)
+    with index_lock(index_path):
+        previous, full_rebuild = _reusable_version(index_path, info, settings)
+        if full_rebuild:
+            raise IndexUnavailableError(f"{index_path}: cannot add to this index: {full_rebuild}")
+        manifest = publish_update(
+            index_path, info, settings.index, previous=previous, documents=documents, removed=removed
+        )
+        return _merge(index_path, manifest, settings, info, previous)[0]
 
 
 def content_hash(article: Article) -> str:
@@ -173,7 +219,30 @@ def _incompatibility(manifest: Manifest, info: BuildInfo) -> str | None:
     return None
 
 
-def _reusable_version(index_path: Path, info: BuildInfo) -> tuple[Index | None, str | None]:
+def _merge(
+    index_path: Path, manifest: Manifest, settings: Settings, info: BuildInfo, previous: Index | None
+) -> tuple[Manifest, int]:
+    """Merge the tiers of segments that are full, publishing each merge; returns the
+    last manifest and the number of merges. Segments already open are reused."""
+    merges = 0
+    opened = previous.segments() if previous is not None else {}
+    while groups := merges_due(manifest, settings.index.merge_factor):
+        index = load_index(
+            index_path, settings.index, model=info.model, dimension=info.dimension, opened=opened
+        )
+        for group in groups:
+            print(f"merging {len(group)} segments", file=sys.stderr)
+        manifest = publish_merge(
+            index_path, index, [name for group in groups for name in group], settings.index
+        )
+        opened = index.segments()
+        merges += len(groups)
+    return manifest, merges
+
+
+def _reusable_version(
+    index_path: Path, info: BuildInfo, settings: Settings
+) -> tuple[Index | None, str | None]:
     """The published version whose embeddings can be reused, or why there is none to reuse."""
     if not index_path.exists():
         return None, None  # a first build
@@ -185,7 +254,7 @@ def _reusable_version(index_path: Path, info: BuildInfo) -> tuple[Index | None, 
     if reason is not None:
         return None, reason
     try:
-        return load_index(index_path, model=info.model, dimension=info.dimension), None
+        return load_index(index_path, settings.index, model=info.model, dimension=info.dimension), None
     except IndexUnavailableError as exc:
         return None, f"the published index is unreadable ({exc})"
 
@@ -193,40 +262,30 @@ def _reusable_version(index_path: Path, info: BuildInfo) -> tuple[Index | None, 
 def _documents(
     articles: Iterable[Article],
     hashes: dict[str, str],
-    previous: Index | None,
     settings: Settings,
     embedder: Embedder,
     counts: _Counts,
 ) -> Iterator[IndexedDocument]:
-    """The indexed documents, in the order of ``articles``.
+    """The new and changed articles, embedded, in order.
 
-    New and changed articles are embedded in groups, chunks and sentences of many
-    articles in one call: an engine that pads a batch to its longest text
-    (sentence-transformers) then fills its batches with texts of similar length,
-    where one article's dozen texts would make small, ragged batches. A group closes
-    at GROUP_SIZE texts to embed, each unchanged article counting as one, so that a
+    They are embedded in groups, chunks and sentences of many articles in one call:
+    an engine that pads a batch to its longest text (sentence-transformers) then
+    fills its batches with texts of similar length, where one article's dozen texts
+    would make small, ragged batches. A group closes at GROUP_SIZE texts, so that a
     large archive is never held in memory whole.
     """
-    group: list[IndexedDocument | _Pending] = []
+    group: list[_Pending] = []
     size = 0
     for article in articles:
-        digest = content_hash(article)
-        if previous is not None and hashes.get(article.doc_id) == digest:
-            stored = previous.stored_document(article.doc_id)
-            counts.unchanged += 1
-            group.append(_indexed(article, digest, stored.chunks, stored.sentences, stored.chunk_vectors,
-                                  stored.sentence_vectors))  # fmt: skip
-            size += 1
+        if article.doc_id in hashes:
+            counts.updated += 1
         else:
-            if article.doc_id in hashes:
-                counts.updated += 1
-            else:
-                counts.added += 1
-            sentences = split_sentences(article.text)
-            chunks = chunk_article(article, sentences, embedder.count_tokens, settings.chunking)
-            counts.chunks_embedded += len(chunks)
-            group.append(_Pending(article, digest, chunks, sentences))
-            size += len(chunks) + len(sentences)
+            counts.added += 1
+        sentences = split_sentences(article.text)
+        chunks = chunk_article(article, sentences, embedder.count_tokens, settings.chunking)
+        counts.chunks_embedded += len(chunks)
+        group.append(_Pending(article, content_hash(article), chunks, sentences))
+        size += len(chunks) + len(sentences)
         if size >= GROUP_SIZE:
             yield from _embedded(group, embedder)
             group, size = [], 0
@@ -247,37 +306,14 @@ class _Pending:
         return chunk_texts + sentence_embedding_texts(self.article, self.sentences)
 
 
-def _embedded(group: Sequence[IndexedDocument | _Pending], embedder: Embedder) -> Iterator[IndexedDocument]:
-    """The group's documents in order, its pending articles embedded in one call."""
-    texts = [text for item in group if isinstance(item, _Pending) for text in item.texts()]
+def _embedded(group: Sequence[_Pending], embedder: Embedder) -> Iterator[IndexedDocument]:
+    """The group's documents in order, embedded in one call."""
+    texts = [text for item in group for text in item.texts()]
     vectors = embedder.embed_passages(texts) if texts else np.empty((0, embedder.dimension), np.float32)
     row = 0
     for item in group:
-        if isinstance(item, IndexedDocument):
-            yield item
-            continue
         middle = row + len(item.chunks)
         end = middle + len(item.sentences)
-        yield _indexed(item.article, item.digest, item.chunks, item.sentences, vectors[row:middle],
+        yield indexed_document(item.article, item.digest, item.chunks, item.sentences, vectors[row:middle],
                        vectors[middle:end])  # fmt: skip
         row = end
-
-
-def _indexed(
-    article: Article,
-    digest: str,
-    chunks: Sequence[Chunk],
-    sentences: Sequence[Sentence],
-    chunk_vectors: Vectors,
-    sentence_vectors: Vectors,
-) -> IndexedDocument:
-    return IndexedDocument(
-        article=article,
-        content_hash=digest,
-        chunks=chunks,
-        sentences=sentences,
-        chunk_vectors=chunk_vectors,
-        sentence_vectors=sentence_vectors,
-        chunk_tokens=[tokens(embedding_text(article, c)) for c in chunks],
-        sentence_tokens=[tokens(article.text[s.start : s.end]) for s in sentences],
-    )

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -62,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[common, llm], help="serve the HTTP API")
     serve.add_argument("--host", help="address to listen on (setting server.host)")
     serve.add_argument("--port", type=int, help="port to listen on (setting server.port)")
+    serve.add_argument(
+        "--workers", type=int, help="processes serving the API, sharing the index (setting server.workers)"
+    )
     serve.set_defaults(run=_serve)
 
     reindex = commands.add_parser("reindex", parents=[common], help="build the index from a source")
@@ -153,6 +157,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "source.path": getattr(args, "source", None),
         "server.host": getattr(args, "host", None),
         "server.port": getattr(args, "port", None),
+        "server.workers": getattr(args, "workers", None),
         "llm.base_url": getattr(args, "llm_url", None),
         "llm.model": getattr(args, "llm_model", None),
         "llm.timeout_seconds": getattr(args, "llm_timeout", None),
@@ -165,15 +170,39 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from qa.app import create_app
     from qa.service import QAService
 
-    # Load once before binding, so a missing or mismatched index fails with its own
-    # message instead of a server that starts and then cannot answer.
-    service = QAService.open(settings)
-    app = create_app(settings, service=service)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # qa.access logs method, path, status and latency; uvicorn's own access log
     # would add the query string, which holds search questions.
-    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="info", access_log=False)
+    server = settings.server
+    options: dict[str, Any] = dict(host=server.host, port=server.port, log_level="info", access_log=False)
+    if server.workers > 1:
+        # Each worker process opens the index itself (its files are mapped, so the
+        # workers share their pages) and reads the same settings: the config file and
+        # these flags reach it through the environment.
+        _check_index(settings)
+        if args.config is not None:
+            os.environ["QA_CONFIG"] = str(args.config.resolve())
+        for key, value in _overrides(args).items():
+            if value is not None:
+                os.environ["QA_" + key.replace(".", "_").upper()] = str(value)
+        uvicorn.run("qa.app:app_from_environment", factory=True, workers=server.workers, **options)
+        return 0
+    # Load once before binding, so a missing or mismatched index fails with its own
+    # message instead of a server that starts and then cannot answer.
+    service = QAService.open(settings)
+    uvicorn.run(create_app(settings, service=service), **options)
     return 0
+
+
+def _check_index(settings: Settings) -> None:
+    """Open the index once, so that a missing or broken one fails here with its own
+    message rather than in every worker."""
+    from qa.index import load_index, read_manifest
+
+    manifest = read_manifest(settings.index.path.resolve())
+    load_index(
+        settings.index.path, settings.index, model=manifest.model, dimension=manifest.dimension
+    ).close()
 
 
 def _reindex(args: argparse.Namespace, settings: Settings) -> int:

@@ -34,6 +34,16 @@ Role = Literal["index", "query"]
 @dataclass(frozen=True)
 class IndexSettings:
     path: Path = Path("indexes/sample")
+    # How a segment's chunk vectors are searched: "flat" (exact), "ivf" (inverted
+    # lists, approximate) or "auto" (flat below flat_max_chunks, IVF above).
+    kind: str = "auto"
+    flat_max_chunks: int = 20000
+    # IVF: lists a segment is cut into (0 = about 4 * sqrt(chunks), a power of two)
+    # and lists searched per question (read when the index is opened).
+    nlist: int = 0
+    nprobe: int = 32
+    # A tier of segments of similar size merges into one when it holds this many.
+    merge_factor: int = 8
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,8 @@ class ServerSettings:
     cors_origins: tuple[str, ...] = ()
     reload_interval_seconds: float = 2.0
     admin_token: str = ""
+    # Processes serving the API, sharing the index's memory-mapped files.
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -307,6 +319,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("limits.rate_limit_per_minute must be >= 0 and limits.request_timeout_seconds > 0")
     if settings.server.reload_interval_seconds <= 0:
         raise ConfigError("server.reload_interval_seconds must be above 0")
+    if settings.server.workers < 1:
+        raise ConfigError("server.workers must be at least 1")
+    _validate_index(settings.index)
     if not 0 < settings.server.port < 65536:
         raise ConfigError("server.port must be between 1 and 65535")
     _validate_llm(settings.llm, settings.limits)
@@ -321,6 +336,19 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"embedding.{name} is {value!r}; expected {expected}{empty}")
     if not re.fullmatch(r"cpu|cuda(:\d+)?", embedding.device):
         raise ConfigError(f"embedding.device is {embedding.device!r}; expected 'cpu', 'cuda' or 'cuda:N'")
+
+
+INDEX_KINDS = ("auto", "flat", "ivf")
+
+
+def _validate_index(index: IndexSettings) -> None:
+    if index.kind not in INDEX_KINDS:
+        expected = ", ".join(repr(kind) for kind in INDEX_KINDS)
+        raise ConfigError(f"index.kind is {index.kind!r}; expected one of {expected}")
+    if index.flat_max_chunks < 0 or index.nlist < 0 or index.nprobe < 1:
+        raise ConfigError("index.flat_max_chunks and index.nlist must be >= 0 and index.nprobe >= 1")
+    if index.merge_factor < 2:
+        raise ConfigError("index.merge_factor must be at least 2")
 
 
 def _validate_llm(llm: LLMSettings, limits: LimitSettings) -> None:

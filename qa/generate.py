@@ -142,7 +142,7 @@ def candidate_sentences(index: Index, passages: Sequence[Passage]) -> list[Evide
     for passage in passages:
         if passage.doc_id not in published:
             published[passage.doc_id] = index.document(passage.doc_id).published
-        first, stop = (int(i) for i in index.chunk_sentences[passage.chunk_id])
+        first, stop = index.sentence_range(passage.chunk_id)
         for stored in index.sentences(first, stop):
             sentence = stored.sentence
             if stored.sentence_id in seen or sentence.kind is SentenceKind.HEADING:
@@ -366,7 +366,11 @@ class AnswerWriter:
 
 def _spans(index: Index, prompt: Prompt) -> dict[int, Span]:
     return {
-        n: Span(sentence.text, sentence.title, index.sentence_vectors[sentence.sentence_id])
+        n: Span(
+            sentence.text,
+            sentence.title,
+            index.sentence_vectors(sentence.sentence_id, sentence.sentence_id + 1)[0],
+        )
         for n, sentence in prompt.evidence.items()
     }
 

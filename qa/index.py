@@ -1,18 +1,23 @@
-"""The index on disk: FAISS vectors, a SQLite store and a manifest. Loads no models.
+"""The index on disk: versions made of immutable segments. Loads no models.
 
 Layout of an index at ``PATH`` (a symbolic link, so that publishing is one atomic
 rename)::
 
     PATH -> PATH.versions/<version>/
-        manifest.json     model, dimension, chunking, counts, build time, versions
-        chunks.faiss      inner product over unit chunk vectors, ids = chunk ids
-        sentences.npy     one unit vector a sentence, row = sentence id
-        chunks.bm25/      BM25 over the chunks' normalized tokens (with their context)
-        sentences.bm25/   BM25 over the sentences' normalized tokens
-        store.sqlite      documents, chunks and sentences with their offsets
+        manifest.json          model, chunking, counts, and the segments with their id bases
+        deleted.json           documents of each segment that later versions replaced or removed
+        segments/<segment>/    one immutable segment (``qa.segment``)
+
+A reindex writes one new segment, for new and changed articles only, and marks the
+replaced and removed documents deleted; the segments it keeps are hard links to the
+previous version's files, so it writes bytes in proportion to the update and every
+version folder still holds everything it serves. When a tier of segments of
+similar size fills up, they merge into one, published the same way (the Lucene
+design: immutable segments, tombstones, merges, atomic commit points).
 
 A version is written in a temporary folder beside the others and only becomes
-``PATH`` once complete, so a reader never sees half an index.
+``PATH`` once complete, so a reader never sees half an index, and a killed run
+leaves the previous version serving.
 """
 
 from __future__ import annotations
@@ -21,12 +26,11 @@ import bisect
 import dataclasses
 import fcntl
 import json
+import math
 import os
 import secrets
 import shutil
-import sqlite3
-import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,72 +38,34 @@ from pathlib import Path
 from typing import Any
 
 import faiss
+import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from qa import __version__
+from qa.config import IndexSettings
 from qa.embed import Vectors
 from qa.errors import BuildLockedError, IndexMismatchError, IndexUnavailableError, NotFoundError
-from qa.lexical import LexicalIndex
-from qa.records import Article, Chunk, Manifest, Sentence, SentenceKind
+from qa.lexical import Scores, lookup
+from qa.records import Article, Chunk, Manifest, SegmentInfo, Sentence
+from qa.segment import IndexedDocument, Segment, SegmentWriter, fsync_tree, indexed_document
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
-CHUNK_VECTORS = "chunks.faiss"
-SENTENCE_VECTORS = "sentences.npy"
-STORE = "store.sqlite"
-CHUNK_LEXICAL = "chunks.bm25"
-SENTENCE_LEXICAL = "sentences.bm25"
-INDEX_FILES = (MANIFEST, CHUNK_VECTORS, SENTENCE_VECTORS, STORE, CHUNK_LEXICAL, SENTENCE_LEXICAL)
+DELETED = "deleted.json"
+SEGMENTS = "segments"
 KEEP_VERSIONS = 2
-
-_SCHEMA = """
-CREATE TABLE documents (
-    doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL,
-    url TEXT, published TEXT, content_hash TEXT NOT NULL
-);
-CREATE TABLE chunks (
-    chunk_id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL,
-    "end" INTEGER NOT NULL, context TEXT NOT NULL,
-    first_sentence INTEGER NOT NULL, sentence_stop INTEGER NOT NULL
-);
-CREATE TABLE sentences (
-    sentence_id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL,
-    "end" INTEGER NOT NULL, kind TEXT NOT NULL, paragraph INTEGER NOT NULL
-);
-CREATE INDEX sentences_by_doc ON sentences (doc_id, start);
-"""
+# Segments of up to this many live chunks form the smallest tier; each tier above
+# holds segments up to merge_factor times larger.
+SMALLEST_TIER_CHUNKS = 1000
+# A segment with more than this share of its documents deleted is merged away.
+MAX_DELETED_SHARE = 0.5
 
 
 @dataclass(frozen=True)
 class StoredSentence:
     sentence_id: int
     sentence: Sentence
-
-
-@dataclass(frozen=True)
-class IndexedDocument:
-    """An article with everything embedded from it, ready to be written."""
-
-    article: Article
-    content_hash: str
-    chunks: Sequence[Chunk]
-    sentences: Sequence[Sentence]
-    chunk_vectors: Vectors
-    sentence_vectors: Vectors
-    chunk_tokens: Sequence[Sequence[str]]
-    sentence_tokens: Sequence[Sequence[str]]
-
-
-@dataclass(frozen=True)
-class StoredDocument:
-    """An article as a published version holds it, embeddings included: what an
-    incremental reindex reuses when the article did not change."""
-
-    article: Article
-    chunks: list[Chunk]
-    sentences: list[Sentence]
-    chunk_vectors: Vectors
-    sentence_vectors: Vectors
 
 
 @dataclass(frozen=True)
@@ -145,29 +111,162 @@ def index_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def write_index(
-    path: Path, documents: Iterable[IndexedDocument], info: BuildInfo, *, source_digest: str
-) -> Manifest:
-    """Write a new version of the index and publish it at ``path`` atomically.
+# --- writing -----------------------------------------------------------------------
 
-    The caller holds :func:`index_lock`. Left-overs of a build that was killed
-    (a half-written version folder, a temporary link) are removed first.
+
+def publish_update(
+    path: Path,
+    info: BuildInfo,
+    settings: IndexSettings,
+    *,
+    previous: Index | None,
+    documents: Iterable[IndexedDocument],
+    removed: Iterable[str] = (),
+    source_digest: str = "",
+) -> Manifest:
+    """Publish a version: the segments of ``previous`` plus one new segment of
+    ``documents``. A document written there replaces its copy in an older segment,
+    which is marked deleted, as are the ``removed`` documents.
+
+    This is also the way in for documents embedded elsewhere (precomputed vectors):
+    build them with :func:`qa.segment.indexed_document`. The caller holds
+    :func:`index_lock`. With ``previous`` None the version starts empty (a first
+    build, or a full rebuild).
     """
-    version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+    kept = list(previous.manifest.segments) if previous is not None else []
+    return _publish(path, info, settings, previous, kept, documents, removed, source_digest)
+
+
+def publish_merge(path: Path, index: Index, names: Sequence[str], settings: IndexSettings) -> Manifest:
+    """Publish a version in which the segments ``names`` of ``index`` are merged into
+    one, their deleted documents left out. Search results are the same before and after."""
+    merged = [view for view in index.views if view.info.name in names]
+    kept = [view.info for view in index.views if view.info.name not in names]
+    manifest = index.manifest
+    info = BuildInfo(manifest.model, manifest.dimension, manifest.max_tokens, manifest.overlap_tokens)
+
+    documents = (
+        indexed_document(
+            s.article, s.content_hash, s.chunks, s.sentences, s.chunk_vectors, s.sentence_vectors
+        )
+        for view in merged
+        for s in view.segment.stored_documents(view.deleted)
+    )
+    return _publish(path, info, settings, index, kept, documents, (), manifest.source_digest)
+
+
+def _publish(
+    path: Path,
+    info: BuildInfo,
+    settings: IndexSettings,
+    previous: Index | None,
+    kept: list[SegmentInfo],
+    documents: Iterable[IndexedDocument],
+    removed: Iterable[str],
+    source_digest: str,
+) -> Manifest:
+    """Write and publish a version of the ``kept`` segments of ``previous`` and a new
+    one of ``documents``; the copies of written and removed documents in kept segments
+    are marked deleted."""
+    version = _new_name()
     root = versions_dir(path)
     root.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(path)
     staging = root / f".tmp-{version}"
-    staging.mkdir()
+    segments = staging / SEGMENTS
+    segments.mkdir(parents=True)
     try:
-        manifest = _write_version(staging, documents, info, version=version, source_digest=source_digest)
+        for segment in kept:
+            assert previous is not None
+            _link_tree(previous.folder / SEGMENTS / segment.name, segments / segment.name)
+        next_chunk = previous.manifest.next_chunk_id if previous is not None else 0
+        next_sentence = previous.manifest.next_sentence_id if previous is not None else 0
+        name = _new_name()
+        averages = previous.manifest.average_lengths if previous is not None else None
+        writer = SegmentWriter(segments / name, info.dimension, settings, averages)
+        try:
+            for document in documents:
+                writer.add(document)
+        except BaseException:
+            writer.abandon()
+            raise
+        stats = writer.finish()
+        kept_names = {segment.name for segment in kept}
+        deleted = {
+            n: d for n, d in (previous.deleted_documents() if previous else {}).items() if n in kept_names
+        }
+        live = previous.live_documents() if previous is not None else {}
+        for doc_id in [*writer.doc_ids, *removed]:
+            if live.get(doc_id) in kept_names:
+                deleted.setdefault(live[doc_id], set()).add(doc_id)
+        infos = [dataclasses.replace(s, deleted_documents=len(deleted.get(s.name, ()))) for s in kept]
+        if stats.documents:
+            infos.append(
+                SegmentInfo(name, next_chunk, next_sentence, stats.documents, stats.chunks, stats.sentences,
+                            0, stats.kind, stats.factory, stats.bytes)
+            )  # fmt: skip
+            next_chunk += stats.chunks
+            next_sentence += stats.sentences
+        else:
+            shutil.rmtree(segments / name)
+        counts = _live_counts(previous, infos, deleted)
+        manifest = Manifest(
+            format_version=FORMAT_VERSION,
+            model=info.model,
+            dimension=info.dimension,
+            max_tokens=info.max_tokens,
+            overlap_tokens=info.overlap_tokens,
+            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            code_version=__version__,
+            version=version,
+            source_digest=source_digest,
+            segments=tuple(infos),
+            next_chunk_id=next_chunk,
+            next_sentence_id=next_sentence,
+            average_lengths=averages or (stats.average_lengths if stats.documents else None),
+            **counts,
+        )
+        (staging / DELETED).write_text(json.dumps({k: sorted(v) for k, v in deleted.items()}) + "\n", "utf-8")
+        (staging / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)) + b"\n")
+        fsync_tree(staging)
         final = root / version
         staging.rename(final)
-        _publish(path, final)
+        _point(path, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _remove_old_versions(path)
     return manifest
+
+
+def _new_name() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """A copy of ``source`` made of hard links: no bytes written, and the files stay
+    as long as any version holds them."""
+    try:
+        shutil.copytree(source, target, copy_function=os.link)
+    except OSError as exc:
+        raise IndexUnavailableError(
+            f"{source}: cannot link the segment into the new version ({exc})"
+        ) from exc
+
+
+def _live_counts(
+    previous: Index | None, infos: Sequence[SegmentInfo], deleted: Mapping[str, set[str]]
+) -> dict[str, int]:
+    documents = chunks = sentences = 0
+    opened = previous.segments() if previous is not None else {}
+    for info in infos:
+        documents += info.documents - len(deleted.get(info.name, ()))
+        gone_chunks, gone_sentences = 0, 0
+        if info.name in deleted:
+            rows = opened[info.name].rows_of(sorted(deleted[info.name]))
+            gone_chunks, gone_sentences = rows[0].size, rows[1].size
+        chunks += info.chunks - gone_chunks
+        sentences += info.sentences - gone_sentences
+    return {"documents": documents, "chunks": chunks, "sentences": sentences}
 
 
 def _remove_leftovers(path: Path) -> None:
@@ -177,104 +276,7 @@ def _remove_leftovers(path: Path) -> None:
         item.unlink(missing_ok=True)
 
 
-def _write_version(
-    folder: Path, documents: Iterable[IndexedDocument], info: BuildInfo, *, version: str, source_digest: str
-) -> Manifest:
-    chunk_index = faiss.IndexIDMap2(faiss.IndexFlatIP(info.dimension))
-    sentence_blocks: list[Vectors] = []
-    chunk_tokens: list[Sequence[str]] = []
-    sentence_tokens: list[Sequence[str]] = []
-    counts = {"documents": 0, "chunks": 0, "sentences": 0}
-    connection = sqlite3.connect(folder / STORE)
-    try:
-        connection.executescript(_SCHEMA)
-        for document in documents:
-            article = document.article
-            connection.execute(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    article.doc_id,
-                    article.title,
-                    article.text,
-                    article.url,
-                    article.published,
-                    document.content_hash,
-                ),
-            )
-            first_chunk = counts["chunks"]
-            first_sentence = counts["sentences"]
-            # A chunk is a run of whole sentences: record it as a range of sentence ids.
-            starts = [s.start for s in document.sentences]
-            connection.executemany(
-                "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        first_chunk + i,
-                        c.doc_id,
-                        c.start,
-                        c.end,
-                        c.context,
-                        first_sentence + bisect.bisect_left(starts, c.start),
-                        first_sentence + bisect.bisect_left(starts, c.end),
-                    )
-                    for i, c in enumerate(document.chunks)
-                ],
-            )
-            connection.executemany(
-                "INSERT INTO sentences VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (first_sentence + i, article.doc_id, s.start, s.end, s.kind.value, s.paragraph)
-                    for i, s in enumerate(document.sentences)
-                ],
-            )
-            if len(document.chunks):
-                ids = np.arange(first_chunk, first_chunk + len(document.chunks), dtype=np.int64)
-                chunk_index.add_with_ids(np.ascontiguousarray(document.chunk_vectors), ids)
-            sentence_blocks.append(document.sentence_vectors)
-            chunk_tokens.extend(document.chunk_tokens)
-            sentence_tokens.extend(document.sentence_tokens)
-            counts["documents"] += 1
-            counts["chunks"] += len(document.chunks)
-            counts["sentences"] += len(document.sentences)
-        connection.commit()
-    finally:
-        connection.close()
-
-    faiss.write_index(chunk_index, str(folder / CHUNK_VECTORS))
-    sentence_vectors = (
-        np.concatenate(sentence_blocks) if sentence_blocks else np.zeros((0, info.dimension), np.float32)
-    )
-    np.save(folder / SENTENCE_VECTORS, sentence_vectors.astype(np.float32, copy=False))
-    LexicalIndex.build(chunk_tokens).save(folder / CHUNK_LEXICAL)
-    LexicalIndex.build(sentence_tokens).save(folder / SENTENCE_LEXICAL)
-    manifest = Manifest(
-        format_version=FORMAT_VERSION,
-        model=info.model,
-        dimension=info.dimension,
-        max_tokens=info.max_tokens,
-        overlap_tokens=info.overlap_tokens,
-        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        code_version=__version__,
-        version=version,
-        source_digest=source_digest,
-        **counts,
-    )
-    (folder / MANIFEST).write_text(json.dumps(dataclasses.asdict(manifest), indent=2) + "\n", "utf-8")
-    _fsync_tree(folder)
-    return manifest
-
-
-def _fsync_tree(folder: Path) -> None:
-    """Flush the version's files to disk before it is published."""
-    for item in [*folder.rglob("*"), folder]:
-        descriptor = os.open(item, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-
-def _publish(path: Path, version_folder: Path) -> None:
+def _point(path: Path, version_folder: Path) -> None:
     """Point ``path`` at ``version_folder`` with one atomic rename of a symbolic link."""
     if path.exists() and not path.is_symlink():
         raise IndexUnavailableError(f"{path} is a plain folder, not an index link; move it away and reindex")
@@ -293,147 +295,285 @@ def _remove_old_versions(path: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def merges_due(manifest: Manifest, merge_factor: int) -> list[list[str]]:
+    """Groups of segments to merge, by a tiered policy.
+
+    Segments fall in tiers by their live chunks: up to SMALLEST_TIER_CHUNKS, then
+    each tier merge_factor times larger. A tier holding merge_factor segments merges
+    them into one of the tier above, so a stream of small updates makes a handful of
+    segments per tier and the archive is rewritten about log(size) times in all. A
+    segment with more than MAX_DELETED_SHARE of its documents deleted joins a merge
+    with its tier's other segments, or is rewritten alone.
+    """
+    tiers: dict[int, list[SegmentInfo]] = {}
+    for info in manifest.segments:
+        live = max(1, info.chunks * (info.documents - info.deleted_documents) // max(1, info.documents))
+        tier = max(0, math.ceil(math.log(live / SMALLEST_TIER_CHUNKS, merge_factor)))
+        tiers.setdefault(tier, []).append(info)
+    due = []
+    for members in tiers.values():
+        wasteful = [s for s in members if s.deleted_documents > MAX_DELETED_SHARE * s.documents]
+        if len(members) >= merge_factor or wasteful:
+            due.append([s.name for s in (members if len(members) >= merge_factor else wasteful)])
+    return due
+
+
+# --- reading -----------------------------------------------------------------------
+
+
 def read_manifest(path: Path) -> Manifest:
     """The manifest of the index at ``path``."""
     manifest_path = path / MANIFEST
     try:
-        data = json.loads(manifest_path.read_text("utf-8"))
-        return Manifest(**data)
+        return msgspec.json.decode(manifest_path.read_bytes(), type=Manifest)
     except FileNotFoundError as exc:
         raise IndexUnavailableError(
             f"no index at {path}: build it with `qa reindex --source PATH --index {path}`"
         ) from exc
-    except (json.JSONDecodeError, TypeError) as exc:
+    except (msgspec.DecodeError, OSError) as exc:
         raise IndexUnavailableError(f"{manifest_path}: unreadable manifest ({exc})") from exc
 
 
-class Index:
-    """A loaded, read-only index version: vectors in memory, texts in SQLite."""
+class SegmentView:
+    """A segment as one version serves it: its id bases and its deleted rows."""
 
-    def __init__(self, folder: Path, manifest: Manifest) -> None:
+    def __init__(self, segment: Segment, info: SegmentInfo, deleted: frozenset[str]) -> None:
+        self.segment = segment
+        self.info = info
+        self.deleted = deleted
+        self.deleted_chunks, self.deleted_sentences = segment.rows_of(sorted(deleted))
+        self.allowed: Any = None
+        # Masks of the deleted rows, for BM25's statistics; None when there are none.
+        self.chunk_mask = _mask(self.deleted_chunks, info.chunks)
+        self.sentence_mask = _mask(self.deleted_sentences, info.sentences)
+        if self.deleted_chunks.size:
+            allowed = np.ones(info.chunks, dtype=bool)
+            allowed[self.deleted_chunks] = False
+            # FAISS skips the deleted rows during the search itself: a search for k
+            # chunks still returns k when k live ones exist.
+            self._bitmap = np.packbits(allowed, bitorder="little")
+            self.allowed = faiss.IDSelectorBitmap(info.chunks, faiss.swig_ptr(self._bitmap))
+
+
+def _mask(rows: npt.NDArray[np.int64], size: int) -> npt.NDArray[np.bool_] | None:
+    if not rows.size:
+        return None
+    mask = np.zeros(size, dtype=bool)
+    mask[rows] = True
+    return mask
+
+
+class LexicalScores:
+    """BM25 of a question against every live chunk and sentence of a version."""
+
+    def __init__(self, views: Sequence[SegmentView], query_tokens: Sequence[str]) -> None:
+        self._views = views
+        chunk_query = lookup(
+            [v.segment.chunk_lexical for v in views], [v.chunk_mask for v in views], query_tokens
+        )
+        sentence_query = lookup(
+            [v.segment.sentence_lexical for v in views], [v.sentence_mask for v in views], query_tokens
+        )
+        self.coverage = chunk_query.coverage
+        self._chunks = [_masked(v.segment.chunk_lexical.scores(chunk_query.postings[i], chunk_query.idf),
+                                v.deleted_chunks) for i, v in enumerate(views)]  # fmt: skip
+        self._sentences = [
+            _masked(v.segment.sentence_lexical.scores(sentence_query.postings[i], sentence_query.idf),
+                    v.deleted_sentences)
+            for i, v in enumerate(views)
+        ]  # fmt: skip
+        self.chunk_max = max((float(s.max()) for s in self._chunks if s.size), default=0.0)
+        self.sentence_max = max((float(s.max()) for s in self._sentences if s.size), default=0.0)
+        self._chunk_bases = [v.info.chunk_base for v in views]
+        self._sentence_bases = [v.info.sentence_base for v in views]
+
+    def top(self, limit: int) -> list[int]:
+        """Chunk ids of the ``limit`` highest positive scores, best first."""
+        found: list[tuple[float, int]] = []
+        for view, scores in zip(self._views, self._chunks, strict=True):
+            found.extend((-float(scores[row]), view.info.chunk_base + row) for row in _top(scores, limit))
+        return [chunk_id for _, chunk_id in sorted(found)[:limit]]
+
+    def chunk(self, chunk_id: int) -> float:
+        segment = bisect.bisect_right(self._chunk_bases, chunk_id) - 1
+        return float(self._chunks[segment][chunk_id - self._chunk_bases[segment]])
+
+    def best_sentence(self, first: int, stop: int) -> float:
+        """The best score of the sentences ``first`` up to ``stop`` (one segment's)."""
+        segment = bisect.bisect_right(self._sentence_bases, first) - 1
+        base = self._sentence_bases[segment]
+        return float(self._sentences[segment][first - base : stop - base].max())
+
+
+def _masked(scores: Scores, deleted: npt.NDArray[np.int64]) -> Scores:
+    scores[deleted] = 0
+    return scores
+
+
+def _top(scores: Scores, limit: int) -> list[int]:
+    """Rows of the ``limit`` highest positive scores."""
+    positive = np.flatnonzero(scores > 0)
+    if len(positive) > limit:
+        positive = positive[np.argpartition(-scores[positive], limit - 1)[:limit]]
+    return [int(i) for i in positive]
+
+
+class Index:
+    """A loaded, read-only index version: its segments mapped, texts in SQLite."""
+
+    def __init__(self, folder: Path, manifest: Manifest, segments: Mapping[str, Segment]) -> None:
         self.folder = folder
         self.manifest = manifest
         try:
-            self.chunk_vectors = faiss.read_index(str(folder / CHUNK_VECTORS))
-            self.sentence_vectors: Vectors = np.load(folder / SENTENCE_VECTORS)
-            self.chunk_lexical = LexicalIndex.load(folder / CHUNK_LEXICAL)
-            self.sentence_lexical = LexicalIndex.load(folder / SENTENCE_LEXICAL)
-        except (RuntimeError, OSError, ValueError) as exc:
-            raise IndexUnavailableError(f"{folder}: corrupt or missing vector file ({exc})") from exc
-        if self.chunk_vectors.ntotal != manifest.chunks or self.sentence_vectors.shape != (
-            manifest.sentences,
-            manifest.dimension,
-        ):
-            raise IndexUnavailableError(f"{folder}: vector files do not match the manifest; reindex")
-        self._lock = threading.Lock()
-        self._store = _load_store(folder / STORE)
-        ranges = np.array(
-            self._query("SELECT first_sentence, sentence_stop FROM chunks ORDER BY chunk_id", ()),
-            dtype=np.int64,
-        ).reshape(-1, 2)
-        # Sentence ids of chunk i: range(*chunk_sentences[i]).
-        self.chunk_sentences = ranges
+            deleted = json.loads((folder / DELETED).read_text("utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise IndexUnavailableError(f"{folder}: unreadable {DELETED} ({exc}); reindex") from exc
+        self.views = [
+            SegmentView(segments[info.name], info, frozenset(deleted.get(info.name, ())))
+            for info in manifest.segments
+        ]
+        self._chunk_bases = [view.info.chunk_base for view in self.views]
+        self._sentence_bases = [view.info.sentence_base for view in self.views]
+        self._manifest_identity = (folder / MANIFEST).stat().st_ino
 
-    def document(self, doc_id: str) -> Article:
-        row = self._query(
-            "SELECT doc_id, title, text, url, published FROM documents WHERE doc_id = ?", (doc_id,)
-        )
-        if not row:
-            raise NotFoundError(f"no document with id {doc_id!r}")
-        return Article(*row[0])
+    def segments(self) -> dict[str, Segment]:
+        return {view.info.name: view.segment for view in self.views}
+
+    def deleted_documents(self) -> dict[str, set[str]]:
+        return {view.info.name: set(view.deleted) for view in self.views if view.deleted}
+
+    def live_documents(self) -> dict[str, str]:
+        """The segment that serves each document, by document id."""
+        return {
+            doc_id: view.info.name
+            for view in self.views
+            for doc_id, _ in view.segment.content_hashes()
+            if doc_id not in view.deleted
+        }
 
     def content_hashes(self) -> dict[str, str]:
-        """The content hash of every document, by id."""
-        return dict(self._query("SELECT doc_id, content_hash FROM documents", ()))
+        """The content hash of every served document, by id."""
+        return {
+            doc_id: digest
+            for view in self.views
+            for doc_id, digest in view.segment.content_hashes()
+            if doc_id not in view.deleted
+        }
 
-    def stored_document(self, doc_id: str) -> StoredDocument:
-        """An article with its chunks, sentences and their vectors."""
-        chunk_rows = self._query(
-            'SELECT chunk_id, doc_id, start, "end", context FROM chunks WHERE doc_id = ? ORDER BY chunk_id',
-            (doc_id,),
-        )
-        sentence_rows = self._query(
-            'SELECT sentence_id, start, "end", kind, paragraph FROM sentences '
-            "WHERE doc_id = ? ORDER BY sentence_id",
-            (doc_id,),
-        )
-        chunk_vectors = self._chunk_vectors([row[0] for row in chunk_rows])
-        return StoredDocument(
-            article=self.document(doc_id),
-            chunks=[Chunk(*row[1:]) for row in chunk_rows],
-            sentences=[Sentence(row[1], row[2], SentenceKind(row[3]), row[4]) for row in sentence_rows],
-            chunk_vectors=chunk_vectors,
-            sentence_vectors=self.sentence_vectors[[row[0] for row in sentence_rows]],
-        )
+    def document(self, doc_id: str) -> Article:
+        for view in reversed(self.views):
+            if doc_id not in view.deleted:
+                article = view.segment.document(doc_id)
+                if article is not None:
+                    return article
+        raise NotFoundError(f"no document with id {doc_id!r}")
+
+    def _chunk_view(self, chunk_id: int) -> tuple[SegmentView, int]:
+        position = bisect.bisect_right(self._chunk_bases, chunk_id) - 1
+        view = self.views[position] if position >= 0 else None
+        if view is None or not 0 <= chunk_id - view.info.chunk_base < view.info.chunks:
+            raise NotFoundError(f"no chunk with id {chunk_id}")
+        return view, chunk_id - view.info.chunk_base
+
+    def _sentence_view(self, sentence_id: int) -> tuple[SegmentView, int]:
+        position = bisect.bisect_right(self._sentence_bases, sentence_id) - 1
+        view = self.views[position]
+        return view, sentence_id - view.info.sentence_base
 
     def chunks(self, chunk_ids: Sequence[int]) -> list[Chunk]:
         """Chunks by id, in the order asked."""
-        rows = self._query(
-            f'SELECT chunk_id, doc_id, start, "end", context FROM chunks '
-            f"WHERE chunk_id IN ({','.join('?' * len(chunk_ids))})",
-            list(chunk_ids),
-        )
-        by_id = {row[0]: Chunk(*row[1:]) for row in rows}
+        rows: dict[int, list[int]] = {}
+        for chunk_id in chunk_ids:
+            view, row = self._chunk_view(chunk_id)
+            rows.setdefault(self.views.index(view), []).append(row)
+        by_id: dict[int, Chunk] = {}
+        for position, wanted in rows.items():
+            view = self.views[position]
+            by_id.update(
+                (view.info.chunk_base + row, chunk) for row, chunk in view.segment.chunks(wanted).items()
+            )
         return [by_id[chunk_id] for chunk_id in chunk_ids]
 
+    def sentence_range(self, chunk_id: int) -> tuple[int, int]:
+        """The ids of a chunk's sentences: ``range(first, stop)``."""
+        view, row = self._chunk_view(chunk_id)
+        first, stop = view.segment.chunk_sentences[row]
+        base = view.info.sentence_base
+        return base + int(first), base + int(stop)
+
+    def sentence_vectors(self, first: int, stop: int) -> Vectors:
+        """Unit vectors of the sentences ``first`` up to ``stop`` (one chunk's)."""
+        if stop <= first:
+            return np.zeros((0, self.manifest.dimension), np.float32)
+        view, row = self._sentence_view(first)
+        return np.asarray(view.segment.sentence_vectors[row : row + stop - first], dtype=np.float32)
+
     def sentences(self, first: int, stop: int) -> list[StoredSentence]:
-        """Sentences by id, ``first`` up to but not including ``stop``."""
-        rows = self._query(
-            'SELECT sentence_id, start, "end", kind, paragraph FROM sentences '
-            "WHERE sentence_id >= ? AND sentence_id < ? ORDER BY sentence_id",
-            (first, stop),
-        )
-        return [
-            StoredSentence(row[0], Sentence(row[1], row[2], SentenceKind(row[3]), row[4])) for row in rows
-        ]
-
-    def _query(self, sql: str, parameters: Sequence[object]) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._store.execute(sql, parameters).fetchall()
-
-    def close(self) -> None:
-        with self._lock:
-            self._store.close()
+        """Sentences by id, ``first`` up to ``stop`` (one chunk's)."""
+        if stop <= first:
+            return []
+        view, row = self._sentence_view(first)
+        base = view.info.sentence_base
+        return [StoredSentence(base + r, s) for r, s in view.segment.sentences(row, row + stop - first)]
 
     def chunk_similarities(self, chunk_ids: Sequence[int], query: Vectors) -> list[float]:
         """Inner products of ``query`` with the given chunks' vectors."""
-        return [float(s) for s in self._chunk_vectors(chunk_ids) @ query]
-
-    def _chunk_vectors(self, chunk_ids: Sequence[int]) -> Vectors:
-        if not chunk_ids:
-            return np.zeros((0, self.manifest.dimension), np.float32)
-        vectors: Vectors = self.chunk_vectors.reconstruct_batch(np.asarray(chunk_ids, dtype=np.int64))
-        return vectors
+        similarities = []
+        for chunk_id in chunk_ids:
+            view, row = self._chunk_view(chunk_id)
+            similarities.append(float(view.segment.chunk_vectors([row])[0] @ query))
+        return similarities
 
     def search(self, query: Vectors, limit: int) -> list[tuple[int, float]]:
-        """Chunk ids and inner-product scores of the ``limit`` nearest chunks."""
-        if self.chunk_vectors.ntotal == 0:
-            return []
-        scores, ids = self.chunk_vectors.search(query.reshape(1, -1), min(limit, self.chunk_vectors.ntotal))
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        """Chunk ids and inner-product scores of the ``limit`` nearest live chunks."""
+        found: list[tuple[float, int]] = []
+        for view in self.views:
+            if view.info.chunks:
+                scores, rows = view.segment.search(query, limit, view.allowed)
+                found.extend(
+                    (-float(s), view.info.chunk_base + int(r)) for s, r in zip(scores, rows, strict=True)
+                )
+        return [(chunk_id, -negative) for negative, chunk_id in sorted(found)[:limit]]
+
+    def lexical(self, query_tokens: Sequence[str]) -> LexicalScores:
+        return LexicalScores(self.views, query_tokens)
+
+    def disk_problem(self) -> str | None:
+        """What changed in this version's files on disk since it was opened, if anything:
+        the service keeps answering from the files it holds open, but a restart would fail."""
+        try:
+            if (self.folder / MANIFEST).stat().st_ino != self._manifest_identity:
+                return f"{self.folder}: manifest.json was replaced; run qa reindex"
+        except OSError:
+            return f"{self.folder}: manifest.json is missing; run qa reindex"
+        for view in self.views:
+            for file, identity in view.segment.files.items():
+                try:
+                    status = file.stat()
+                except OSError:
+                    return f"{view.segment.folder}: missing {file.name}; run qa reindex"
+                if (status.st_ino, status.st_size, status.st_mtime_ns) != identity:
+                    return f"{view.segment.folder}: {file.name} changed on disk; run qa reindex"
+        return None
+
+    def close(self) -> None:
+        for view in self.views:
+            view.segment.close()
 
 
-def _load_store(path: Path) -> sqlite3.Connection:
-    """The store copied into memory: the served version keeps answering even if its
-    files are removed or damaged on disk, and one connection serves every thread."""
-    try:
-        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise IndexUnavailableError(f"{path}: cannot open the store ({exc}); reindex") from exc
-    memory = sqlite3.connect(":memory:", check_same_thread=False)
-    try:
-        source.backup(memory)
-        memory.execute("SELECT 1 FROM documents, chunks, sentences LIMIT 1")
-    except sqlite3.Error as exc:
-        memory.close()
-        raise IndexUnavailableError(f"{path}: corrupt store ({exc}); reindex") from exc
-    finally:
-        source.close()
-    return memory
+def load_index(
+    path: Path,
+    settings: IndexSettings,
+    *,
+    model: str,
+    dimension: int,
+    opened: Mapping[str, Segment] | None = None,
+) -> Index:
+    """Open the version ``path`` points at, refusing one built with another model.
 
-
-def load_index(path: Path, *, model: str, dimension: int) -> Index:
-    """Load the version ``path`` points at, refusing one built with another model."""
+    Segments in ``opened`` (those of the version served until now) are reused rather
+    than opened again: a reload after an update maps only the new segment.
+    """
     folder = path.resolve()
     manifest = read_manifest(folder)
     if manifest.format_version != FORMAT_VERSION:
@@ -447,4 +587,9 @@ def load_index(path: Path, *, model: str, dimension: int) -> Index:
             f"configured embedder is {model} ({dimension} dimensions); rebuild it with "
             f"`qa reindex --index {path}` or configure the model it was built with"
         )
-    return Index(folder, manifest)
+    opened = opened or {}
+    segments = {
+        info.name: opened.get(info.name) or Segment(folder / SEGMENTS / info.name, settings.nprobe)
+        for info in manifest.segments
+    }
+    return Index(folder, manifest, segments)

@@ -132,8 +132,30 @@ class AnswerPiece:
 
 
 @dataclass(frozen=True)
+class SegmentInfo:
+    """A segment as one version serves it (``qa.segment``): its chunk and sentence
+    ids are its rows plus its bases, unique across every version of an index."""
+
+    name: str
+    chunk_base: int
+    sentence_base: int
+    documents: int
+    chunks: int
+    sentences: int
+    # Documents of the segment that a later reindex replaced or removed.
+    deleted_documents: int
+    # "flat" or "ivf", and the FAISS factory string of its chunk vectors.
+    kind: str
+    factory: str
+    bytes: int
+
+
+@dataclass(frozen=True)
 class Manifest:
-    """What an index was built with; stored as ``manifest.json`` beside it."""
+    """What an index version was built with and holds; stored as ``manifest.json``.
+
+    ``documents``, ``chunks`` and ``sentences`` count what is served, deleted rows left out.
+    """
 
     format_version: int
     model: str
@@ -147,3 +169,10 @@ class Manifest:
     code_version: str
     version: str
     source_digest: str
+    segments: tuple[SegmentInfo, ...] = ()
+    # The bases the next new segment takes.
+    next_chunk_id: int = 0
+    next_sentence_id: int = 0
+    # The average token counts of chunks and sentences that BM25 weighs lengths against,
+    # set by the first segment and inherited by every later one (qa.lexical).
+    average_lengths: tuple[float, float] | None = None

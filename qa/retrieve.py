@@ -28,7 +28,6 @@ import numpy as np
 
 from qa.embed import Embedder, Vectors
 from qa.index import Index
-from qa.lexical import Scores
 from qa.normalize import tokens
 from qa.records import Article, Passage
 
@@ -58,35 +57,31 @@ class Retriever:
         """The ``k`` best passages for ``question``, best first."""
         index = self.index
         query_vector = self.embedder.embed_queries([question])[0]
-        query_tokens = tuple(tokens(question))
-        lexical = index.chunk_lexical.scores(query_tokens)
-        sentence_lexical = index.sentence_lexical.scores(query_tokens)
+        lexical = index.lexical(tokens(question))
         dense = dict(index.search(query_vector, max(CANDIDATES, k)))
-        candidates = sorted(set(dense) | set(_top(lexical, max(CANDIDATES, k))))
+        candidates = sorted(set(dense) | set(lexical.top(max(CANDIDATES, k))))
         missing = [chunk_id for chunk_id in candidates if chunk_id not in dense]
         if missing:
             dense.update(zip(missing, index.chunk_similarities(missing, query_vector), strict=True))
 
         sentence_similarity: dict[int, float] = {}
         scores: dict[int, float] = {}
-        coverage = index.chunk_lexical.coverage(query_tokens)
-        lexical_weight = LEXICAL_WEIGHT * coverage**2
-        sentence_lexical_weight = SENTENCE_LEXICAL_WEIGHT * coverage**2
-        lexical_max = float(lexical.max()) if lexical.size else 0.0
-        sentence_lexical_max = float(sentence_lexical.max()) if sentence_lexical.size else 0.0
+        lexical_weight = LEXICAL_WEIGHT * lexical.coverage**2
+        sentence_lexical_weight = SENTENCE_LEXICAL_WEIGHT * lexical.coverage**2
         for chunk_id in candidates:
-            first, stop = (int(i) for i in index.chunk_sentences[chunk_id])
-            similarities = index.sentence_vectors[first:stop] @ query_vector
+            first, stop = index.sentence_range(chunk_id)
+            similarities = index.sentence_vectors(first, stop) @ query_vector
             sentence_similarity.update(zip(range(first, stop), (float(s) for s in similarities), strict=True))
             best_sentence, second_sentence = _two_best(similarities, dense[chunk_id])
             scores[chunk_id] = (
                 dense[chunk_id] + SENTENCE_WEIGHT * best_sentence + SECOND_SENTENCE_WEIGHT * second_sentence
             )
-            if lexical_max > 0:
-                scores[chunk_id] += lexical_weight * float(lexical[chunk_id]) / lexical_max
-            if sentence_lexical_max > 0 and stop > first:
-                best_lexical = float(sentence_lexical[first:stop].max())
-                scores[chunk_id] += sentence_lexical_weight * best_lexical / sentence_lexical_max
+            if lexical.chunk_max > 0:
+                scores[chunk_id] += lexical_weight * lexical.chunk(chunk_id) / lexical.chunk_max
+            if lexical.sentence_max > 0 and stop > first:
+                scores[chunk_id] += (
+                    sentence_lexical_weight * lexical.best_sentence(first, stop) / lexical.sentence_max
+                )
 
         best = sorted(candidates, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:k]
         passages = []
@@ -110,7 +105,7 @@ class Retriever:
         kept = {
             sentence_id: sentence_similarity[sentence_id]
             for chunk_id in best
-            for sentence_id in range(*(int(i) for i in index.chunk_sentences[chunk_id]))
+            for sentence_id in range(*index.sentence_range(chunk_id))
         }
         return Retrieval(tuple(passages), kept)
 
@@ -122,11 +117,3 @@ def _two_best(similarities: Vectors, fallback: float) -> tuple[float, float]:
         return fallback, fallback
     ranked = np.sort(similarities)[::-1]
     return float(ranked[0]), float(ranked[min(1, ranked.size - 1)])
-
-
-def _top(scores: Scores, limit: int) -> list[int]:
-    """Rows of the ``limit`` highest positive scores, best first."""
-    positive = np.flatnonzero(scores > 0)
-    if len(positive) > limit:
-        positive = positive[np.argpartition(-scores[positive], limit - 1)[:limit]]
-    return [int(i) for i in positive[np.argsort(-scores[positive], kind="stable")]]

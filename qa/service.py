@@ -18,9 +18,9 @@ import anyio
 from qa.answer import Answerer
 from qa.config import Settings
 from qa.embed import Embedder, make_embedder
-from qa.errors import IndexUnavailableError, InvalidRequestError, LLMError, QAError
+from qa.errors import InvalidRequestError, LLMError, QAError
 from qa.generate import AnswerWriter
-from qa.index import INDEX_FILES, Index, load_index, read_manifest
+from qa.index import Index, load_index
 from qa.records import Answer, AnswerPiece, Article, Passage, Turn
 from qa.retrieve import Retrieval, Retriever
 
@@ -68,7 +68,9 @@ class QAService:
     def open(cls, settings: Settings, *, embedder: Embedder | None = None) -> QAService:
         """Load the embedder and the index the settings name (and the model client, if any)."""
         embedder = embedder or make_embedder(settings.embedding)
-        index = load_index(settings.index.path, model=embedder.model_id, dimension=embedder.dimension)
+        index = load_index(
+            settings.index.path, settings.index, model=embedder.model_id, dimension=embedder.dimension
+        )
         # The first embedding call pays the engine's one-time set-up; pay it here,
         # not in the first user's request.
         embedder.embed_queries(["warm-up"])
@@ -202,8 +204,9 @@ class LiveService:
     """The service of the version published at ``index.path``, replaced by a newer one
     without a restart.
 
-    :meth:`refresh` loads a newly published version beside the served one and swaps
-    it in with one assignment. A request reads :attr:`current` once and is answered
+    :meth:`refresh` opens a newly published version beside the served one (mapping
+    only the segments the served one does not hold) and swaps it in with one
+    assignment. A request reads :attr:`current` once and is answered
     entirely from that version; the old version is freed when its last request ends.
     """
 
@@ -229,7 +232,13 @@ class LiveService:
             if folder == served.index.folder:
                 return False
             try:
-                index = load_index(path, model=served.embedder.model_id, dimension=served.embedder.dimension)
+                index = load_index(
+                    path,
+                    served.settings.index,
+                    model=served.embedder.model_id,
+                    dimension=served.embedder.dimension,
+                    opened=served.index.segments(),
+                )
             except QAError as exc:
                 self.reload_error = f"could not load {folder.name}: {exc}"
                 logger.error("index reload failed, still serving %s: %s", served.index.manifest.version, exc)
@@ -248,15 +257,5 @@ class LiveService:
 
     def disk_problem(self) -> str | None:
         """What is wrong with the served version's files on disk, if anything: the
-        service keeps answering from memory, but the next restart would fail."""
-        index = self._service.index
-        try:
-            on_disk = read_manifest(index.folder)
-        except IndexUnavailableError as exc:
-            return str(exc)
-        missing = [name for name in INDEX_FILES if not (index.folder / name).exists()]
-        if missing:
-            return f"{index.folder}: missing {', '.join(missing)}; run qa reindex"
-        if on_disk != index.manifest:
-            return f"{index.folder}: manifest.json changed on disk; run qa reindex"
-        return None
+        service keeps answering from the files it holds open, but a restart would fail."""
+        return self._service.index.disk_problem()

@@ -6,13 +6,16 @@ from pathlib import Path
 
 from .conftest import start_server
 
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(sample_index: Path) -> None:
     server = start_server(sample_index, QA_LIMITS_RATE_LIMIT_PER_MINUTE="0")
     try:
         result = subprocess.run(
             [
-                sys.executable, "-m", "schemathesis.cli", "run", f"{server.base}/schema/openapi.json",
+                sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG),
+                "run", f"{server.base}/schema/openapi.json",
                 "--checks", "all", "--max-examples", "40", "--seed", "20261129", "--no-color",
             ],
             capture_output=True, text=True, timeout=900,

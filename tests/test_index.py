@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from qa.build import build_index
-from qa.config import Settings
+from qa.config import IndexSettings, Settings
 from qa.embed import Embedder, Vectors
 from qa.errors import IndexMismatchError, IndexUnavailableError, SourceError
 from qa.index import load_index, versions_dir
@@ -19,8 +19,13 @@ QUESTIONS = ["What did Cameron ask Putin?", "ماذا طلب كاميرون من
 
 
 def stored_chunks(index_path: Path) -> list[tuple[object, ...]]:
-    with sqlite3.connect(index_path / "store.sqlite") as connection:
-        return connection.execute('SELECT chunk_id, doc_id, start, "end", context FROM chunks').fetchall()
+    rows = []
+    for store in sorted(index_path.glob("segments/*/store.sqlite")):
+        with sqlite3.connect(store) as connection:
+            rows += connection.execute(
+                'SELECT chunk_id, doc_id, start, "end", context FROM chunks'
+            ).fetchall()
+    return rows
 
 
 def test_reindexing_the_same_source_gives_identical_chunks_and_results(
@@ -31,7 +36,7 @@ def test_reindexing_the_same_source_gives_identical_chunks_and_results(
     for name in ("first", "second"):
         path = tmp_path / name
         build_index(SAMPLE_CORPUS, path, sample_settings, embedder, progress=False)
-        index = load_index(path, model=embedder.model_id, dimension=embedder.dimension)
+        index = load_index(path, IndexSettings(), model=embedder.model_id, dimension=embedder.dimension)
         retriever = Retriever(index, embedder)
         results.append([retriever.retrieve(q, 5).passages for q in QUESTIONS])
         chunks.append(stored_chunks(path))
@@ -49,14 +54,14 @@ def test_an_index_of_another_model_or_dimension_is_refused(
     manifest["model"] = "intfloat/multilingual-e5-large"
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexMismatchError, match="qa reindex"):
-        load_index(copy, model=embedder.model_id, dimension=embedder.dimension)
+        load_index(copy, IndexSettings(), model=embedder.model_id, dimension=embedder.dimension)
     with pytest.raises(IndexMismatchError, match="768 dimensions"):
-        load_index(sample_index, model=embedder.model_id, dimension=768)
+        load_index(sample_index, IndexSettings(), model=embedder.model_id, dimension=768)
 
 
 def test_a_missing_index_names_the_reindex_command(tmp_path: Path, embedder: Embedder) -> None:
     with pytest.raises(IndexUnavailableError, match="qa reindex"):
-        load_index(tmp_path / "none", model=embedder.model_id, dimension=embedder.dimension)
+        load_index(tmp_path / "none", IndexSettings(), model=embedder.model_id, dimension=embedder.dimension)
 
 
 class FailingEmbedder:
@@ -101,7 +106,7 @@ def test_a_failed_build_leaves_the_published_index_untouched(
         build_index(source, path, sample_settings, FailingEmbedder(embedder, calls=0), progress=False)
 
     assert path.resolve() == before
-    index = load_index(path, model=embedder.model_id, dimension=embedder.dimension)
+    index = load_index(path, IndexSettings(), model=embedder.model_id, dimension=embedder.dimension)
     assert index.manifest.version == first.version and index.manifest.documents == 2
     index.close()
     assert [p.name for p in versions_dir(path).iterdir()] == [before.name]

