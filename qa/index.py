@@ -192,9 +192,8 @@ def _publish(
             raise
         stats = writer.finish()
         kept_names = {segment.name for segment in kept}
-        deleted = {
-            n: d for n, d in (previous.deleted_documents() if previous else {}).items() if n in kept_names
-        }
+        before = previous.deleted_documents() if previous is not None else {}
+        deleted = {name: docs for name, docs in before.items() if name in kept_names}
         live = previous.live_documents() if previous is not None else {}
         for doc_id in [*writer.doc_ids, *removed]:
             if live.get(doc_id) in kept_names:
@@ -239,7 +238,8 @@ def _publish(
 
 
 def _new_name() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+    # Microseconds: names sort in the order they were made, which keeps the newest versions.
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f") + "-" + secrets.token_hex(3)
 
 
 def _link_tree(source: Path, target: Path) -> None:
@@ -364,26 +364,21 @@ def _mask(rows: npt.NDArray[np.int64], size: int) -> npt.NDArray[np.bool_] | Non
 
 
 class LexicalScores:
-    """BM25 of a question against every live chunk and sentence of a version."""
+    """BM25 of a question against every live chunk of a version, and against the
+    sentences of the chunks asked about."""
 
     def __init__(self, views: Sequence[SegmentView], query_tokens: Sequence[str]) -> None:
         self._views = views
         chunk_query = lookup(
             [v.segment.chunk_lexical for v in views], [v.chunk_mask for v in views], query_tokens
         )
-        sentence_query = lookup(
+        self._sentence_query = lookup(
             [v.segment.sentence_lexical for v in views], [v.sentence_mask for v in views], query_tokens
         )
         self.coverage = chunk_query.coverage
         self._chunks = [_masked(v.segment.chunk_lexical.scores(chunk_query.postings[i], chunk_query.idf),
                                 v.deleted_chunks) for i, v in enumerate(views)]  # fmt: skip
-        self._sentences = [
-            _masked(v.segment.sentence_lexical.scores(sentence_query.postings[i], sentence_query.idf),
-                    v.deleted_sentences)
-            for i, v in enumerate(views)
-        ]  # fmt: skip
         self.chunk_max = max((float(s.max()) for s in self._chunks if s.size), default=0.0)
-        self.sentence_max = max((float(s.max()) for s in self._sentences if s.size), default=0.0)
         self._chunk_bases = [v.info.chunk_base for v in views]
         self._sentence_bases = [v.info.sentence_base for v in views]
 
@@ -398,11 +393,26 @@ class LexicalScores:
         segment = bisect.bisect_right(self._chunk_bases, chunk_id) - 1
         return float(self._chunks[segment][chunk_id - self._chunk_bases[segment]])
 
-    def best_sentence(self, first: int, stop: int) -> float:
-        """The best score of the sentences ``first`` up to ``stop`` (one segment's)."""
-        segment = bisect.bisect_right(self._sentence_bases, first) - 1
-        base = self._sentence_bases[segment]
-        return float(self._sentences[segment][first - base : stop - base].max())
+    def sentences(self, ranges: Sequence[tuple[int, int]]) -> list[Scores]:
+        """BM25 of the sentences of each range of sentence ids (one chunk's each).
+
+        Only these sentences are scored: a question's common words occur in millions
+        of sentences, and scoring them all would cost more than the rest of a search.
+        """
+        wanted = np.array(sorted({i for first, stop in ranges for i in range(first, stop)}), dtype=np.int64)
+        scores = np.zeros(wanted.size, dtype=np.float32)
+        bounds = np.searchsorted(wanted, [*self._sentence_bases, np.iinfo(np.int64).max])
+        for position, view in enumerate(self._views):
+            low, high = int(bounds[position]), int(bounds[position + 1])
+            if high > low:
+                rows = wanted[low:high] - view.info.sentence_base
+                postings = self._sentence_query.postings[position]
+                scores[low:high] = view.segment.sentence_lexical.row_scores(
+                    postings, self._sentence_query.idf, rows
+                )
+        return [
+            scores[np.searchsorted(wanted, first) : np.searchsorted(wanted, stop)] for first, stop in ranges
+        ]
 
 
 def _masked(scores: Scores, deleted: npt.NDArray[np.int64]) -> Scores:
@@ -506,7 +516,7 @@ class Index:
         if stop <= first:
             return np.zeros((0, self.manifest.dimension), np.float32)
         view, row = self._sentence_view(first)
-        return np.asarray(view.segment.sentence_vectors[row : row + stop - first], dtype=np.float32)
+        return view.segment.sentence_vectors(row, row + stop - first)
 
     def sentences(self, first: int, stop: int) -> list[StoredSentence]:
         """Sentences by id, ``first`` up to ``stop`` (one chunk's)."""
@@ -547,13 +557,15 @@ class Index:
         except OSError:
             return f"{self.folder}: manifest.json is missing; run qa reindex"
         for view in self.views:
-            for file, identity in view.segment.files.items():
+            # A segment opened for an earlier version is checked where this one holds it.
+            folder = self.folder / SEGMENTS / view.info.name
+            for name, identity in view.segment.files.items():
                 try:
-                    status = file.stat()
+                    status = (folder / name).stat()
                 except OSError:
-                    return f"{view.segment.folder}: missing {file.name}; run qa reindex"
+                    return f"{folder}: missing {name}; run qa reindex"
                 if (status.st_ino, status.st_size, status.st_mtime_ns) != identity:
-                    return f"{view.segment.folder}: {file.name} changed on disk; run qa reindex"
+                    return f"{folder}: {name} changed on disk; run qa reindex"
         return None
 
     def close(self) -> None:

@@ -127,6 +127,21 @@ class LexicalSegment:
                 scores[self._rows[start:stop]] += np.float32(weight) * self._weights[start:stop]
         return scores
 
+    def row_scores(
+        self, ranges: Sequence[tuple[int, int]], idf: npt.NDArray[np.float64], rows: npt.NDArray[np.int64]
+    ) -> Scores:
+        """BM25 of the given rows only (sorted): each is looked up in each posting list
+        by binary search, so the cost follows the rows asked, not the archive."""
+        scores = np.zeros(rows.size, dtype=np.float32)
+        for (start, stop), weight in zip(ranges, idf, strict=True):
+            if stop <= start or not rows.size:
+                continue
+            posting = self._rows[start:stop]
+            found = np.minimum(np.searchsorted(posting, rows), stop - start - 1)
+            hit = posting[found] == rows
+            scores[hit] += np.float32(weight) * self._weights[start + found[hit]]
+        return scores
+
 
 @dataclass(frozen=True)
 class LexicalQuery:

@@ -8,8 +8,9 @@ set, README "Answer quality"):
 
     score = dense(chunk) + SENTENCE_WEIGHT * dense(best sentence of chunk)
             + SECOND_SENTENCE_WEIGHT * dense(second best sentence of chunk)
-            + coverage² * (LEXICAL_WEIGHT * bm25(chunk) / max bm25
-                           + SENTENCE_LEXICAL_WEIGHT * max bm25(sentence of chunk) / max bm25)
+            + coverage² * (LEXICAL_WEIGHT * bm25(chunk) / max bm25(any chunk)
+                           + SENTENCE_LEXICAL_WEIGHT * max bm25(sentence of chunk)
+                             / max bm25(sentence of any candidate chunk))
 
 ``coverage`` is the share of the question's tokens found in the archive at all: an
 English question over Arabic text matches only stray tokens, and its lexical
@@ -68,8 +69,10 @@ class Retriever:
         scores: dict[int, float] = {}
         lexical_weight = LEXICAL_WEIGHT * lexical.coverage**2
         sentence_lexical_weight = SENTENCE_LEXICAL_WEIGHT * lexical.coverage**2
-        for chunk_id in candidates:
-            first, stop = index.sentence_range(chunk_id)
+        ranges = [index.sentence_range(chunk_id) for chunk_id in candidates]
+        sentence_lexical = lexical.sentences(ranges)
+        sentence_lexical_max = max((float(s.max()) for s in sentence_lexical if s.size), default=0.0)
+        for chunk_id, (first, stop), sentence_bm25 in zip(candidates, ranges, sentence_lexical, strict=True):
             similarities = index.sentence_vectors(first, stop) @ query_vector
             sentence_similarity.update(zip(range(first, stop), (float(s) for s in similarities), strict=True))
             best_sentence, second_sentence = _two_best(similarities, dense[chunk_id])
@@ -78,10 +81,9 @@ class Retriever:
             )
             if lexical.chunk_max > 0:
                 scores[chunk_id] += lexical_weight * lexical.chunk(chunk_id) / lexical.chunk_max
-            if lexical.sentence_max > 0 and stop > first:
-                scores[chunk_id] += (
-                    sentence_lexical_weight * lexical.best_sentence(first, stop) / lexical.sentence_max
-                )
+            if sentence_lexical_max > 0 and stop > first:
+                best_lexical = float(sentence_bm25.max())
+                scores[chunk_id] += sentence_lexical_weight * best_lexical / sentence_lexical_max
 
         best = sorted(candidates, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:k]
         passages = []

@@ -51,7 +51,7 @@ SENTENCE_VECTORS = "sentences.f16"
 CHUNK_SENTENCES = "chunk_sentences.npy"
 CHUNK_LEXICAL = "chunks.lex"
 SENTENCE_LEXICAL = "sentences.lex"
-_UNSORTED_CHUNK_VECTORS = "chunks.f32.tmp"
+_RAW_CHUNK_VECTORS = "chunks.f32.tmp"
 
 # FAISS needs about this many training vectors a list (it warns below 39).
 MIN_VECTORS_PER_LIST = 39
@@ -178,7 +178,7 @@ class SegmentWriter:
         folder.mkdir(parents=True)
         self._store = sqlite3.connect(folder / STORE)
         self._store.executescript(_SCHEMA)
-        self._chunk_vectors = (folder / _UNSORTED_CHUNK_VECTORS).open("wb")
+        self._chunk_vectors = (folder / _RAW_CHUNK_VECTORS).open("wb")
         self._sentence_vectors = (folder / SENTENCE_VECTORS).open("wb")
         self._chunk_sentences = array("q")
         self._chunk_lexical = LexicalWriter()
@@ -230,10 +230,10 @@ class SegmentWriter:
         self._chunk_vectors.close()
         self._sentence_vectors.close()
         kind, factory = vector_factory(self.chunks, self.settings)
-        unsorted = self.folder / _UNSORTED_CHUNK_VECTORS
-        vectors = _build_vectors(_read_raw(unsorted, self.chunks, self.dimension), factory)
+        raw = self.folder / _RAW_CHUNK_VECTORS
+        vectors = _build_vectors(_read_raw(raw, self.chunks, self.dimension), factory)
         faiss.write_index(vectors, str(self.folder / CHUNK_VECTORS))
-        unsorted.unlink()
+        raw.unlink()
         ranges = np.frombuffer(self._chunk_sentences, dtype=np.int64).reshape(-1, 2)
         np.save(self.folder / CHUNK_SENTENCES, ranges)
         averages = self.average_lengths or (
@@ -298,13 +298,13 @@ FileIdentity = tuple[int, int, int]
 
 
 def file_identities(folder: Path) -> dict[Path, FileIdentity]:
-    """Inode, size and modification time of every file of ``folder``: a file removed,
-    replaced or written to since then no longer matches."""
+    """Inode, size and modification time of every file of ``folder``, by its path in
+    the folder: a file removed, replaced or written to since then no longer matches."""
     identities = {}
     for item in folder.rglob("*"):
         if item.is_file():
             status = item.stat()
-            identities[item] = (status.st_ino, status.st_size, status.st_mtime_ns)
+            identities[item.relative_to(folder)] = (status.st_ino, status.st_size, status.st_mtime_ns)
     return identities
 
 
@@ -324,13 +324,11 @@ class Segment:
                 # Reading a chunk's vector back (for a chunk found only by BM25) needs the
                 # map from row to list: 8 bytes a chunk, built from the lists' ids.
                 faiss.extract_index_ivf(self._vectors).make_direct_map()
-            if stats.sentences:
-                self.sentence_vectors: npt.NDArray[np.float16] = np.memmap(
-                    folder / SENTENCE_VECTORS, dtype=np.float16, mode="r",
-                    shape=(stats.sentences, stats.dimension),
-                )  # fmt: skip
-            else:
-                self.sentence_vectors = np.zeros((0, stats.dimension), dtype=np.float16)
+            # Read with pread rather than mapped: a question reads the sentences of some
+            # hundred chunks scattered over a file of gigabytes. Read, they stay in the
+            # page cache that every worker shares and no process is charged for; mapped,
+            # each page read would stay in every worker's resident memory.
+            self._sentence_file = (folder / SENTENCE_VECTORS).open("rb", buffering=0)
             self.chunk_sentences: npt.NDArray[np.int64] = np.load(folder / CHUNK_SENTENCES, mmap_mode="r")
             self.chunk_lexical = LexicalSegment(folder / CHUNK_LEXICAL)
             self.sentence_lexical = LexicalSegment(folder / SENTENCE_LEXICAL)
@@ -342,6 +340,7 @@ class Segment:
             self._vectors.ntotal != stats.chunks
             or self.chunk_sentences.shape != (stats.chunks, 2)
             or (self.chunk_lexical.rows, self.sentence_lexical.rows) != (stats.chunks, stats.sentences)
+            or os.fstat(self._sentence_file.fileno()).st_size != 2 * stats.dimension * stats.sentences
         ):
             raise IndexUnavailableError(f"{folder}: segment files do not match segment.json; reindex")
         self._lock = threading.Lock()
@@ -363,6 +362,13 @@ class Segment:
         )
         keep = rows[0] >= 0
         return scores[0][keep], rows[0][keep]
+
+    def sentence_vectors(self, first: int, stop: int) -> Vectors:
+        """The vectors of sentence rows ``first`` up to ``stop``, as float32."""
+        row_bytes = 2 * self.stats.dimension
+        data = os.pread(self._sentence_file.fileno(), (stop - first) * row_bytes, first * row_bytes)
+        vectors = np.frombuffer(data, dtype=np.float16).reshape(stop - first, self.stats.dimension)
+        return vectors.astype(np.float32)
 
     def chunk_vectors(self, rows: Sequence[int]) -> Vectors:
         if not len(rows):
@@ -436,9 +442,10 @@ class Segment:
                 chunks=[Chunk(*row[1:]) for row in chunk_rows],
                 sentences=[Sentence(row[1], row[2], SentenceKind(row[3]), row[4]) for row in sentence_rows],
                 chunk_vectors=self.chunk_vectors([row[0] for row in chunk_rows]),
-                sentence_vectors=np.asarray(
-                    self.sentence_vectors[[row[0] for row in sentence_rows]], dtype=np.float32
-                ),
+                # A document's sentences are consecutive rows.
+                sentence_vectors=self.sentence_vectors(sentence_rows[0][0], sentence_rows[-1][0] + 1)
+                if sentence_rows
+                else np.zeros((0, self.stats.dimension), np.float32),
             )
 
     def _query(self, sql: str, parameters: Sequence[object]) -> list[tuple[Any, ...]]:
@@ -448,6 +455,7 @@ class Segment:
     def close(self) -> None:
         with self._lock:
             self._store.close()
+        self._sentence_file.close()
 
 
 def _open_store(path: Path, documents: int) -> sqlite3.Connection:

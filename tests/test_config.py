@@ -68,6 +68,10 @@ def test_st_model_is_a_folder_beside_the_config_or_a_model_name(tmp_path: Path) 
         ("[embedding]\nindex_backend = 'torch'\n", {}, "embedding.index_backend"),
         ("[embedding]\nbackend = ''\n", {}, "embedding.backend"),
         ("", {"QA_EMBEDDING_DEVICE": "gpu"}, "embedding.device"),
+        ("[index]\nkind = 'hnsw'\n", {}, "index.kind is 'hnsw'"),
+        ("", {"QA_INDEX_NPROBE": "0"}, "index.nprobe"),
+        ("[index]\nmerge_factor = 1\n", {}, "index.merge_factor"),
+        ("", {"QA_SERVER_WORKERS": "0"}, "server.workers"),
     ],
 )
 def test_bad_settings_are_refused_with_the_setting_named(

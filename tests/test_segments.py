@@ -231,6 +231,12 @@ def test_a_reload_maps_only_the_new_segment(tmp_path: Path, embedder: Embedder) 
     segments = live.current.index.segments()
     assert len(segments) == 2 and segments[old.name] is old
     assert live.current.search(archive.vocabulary()[0]) is not None
+    # Two more versions: the one the first segment was opened from is removed, and
+    # the segment is served (and checked on disk) from the newest one's links.
+    archive.build(path, settings, 305, 5)
+    archive.build(path, settings, 310, 5)
+    assert live.refresh() and live.current.index.segments()[old.name] is old
+    assert not old.folder.exists() and live.disk_problem() is None
 
 
 def test_two_workers_answer_from_one_index(sample_index: Path) -> None:
