@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import fcntl
+import functools
 import json
 import math
 import os
@@ -452,23 +453,24 @@ class Index:
     def deleted_documents(self) -> dict[str, set[str]]:
         return {view.info.name: set(view.deleted) for view in self.views if view.deleted}
 
-    def live_documents(self) -> dict[str, str]:
-        """The segment that serves each document, by document id."""
+    @functools.cached_property
+    def _served(self) -> dict[str, tuple[str, str]]:
+        """The segment and content hash of every served document, by id: read once,
+        though a reindex asks for both (which documents changed, where they live)."""
         return {
-            doc_id: view.info.name
-            for view in self.views
-            for doc_id, _ in view.segment.content_hashes()
-            if doc_id not in view.deleted
-        }
-
-    def content_hashes(self) -> dict[str, str]:
-        """The content hash of every served document, by id."""
-        return {
-            doc_id: digest
+            doc_id: (view.info.name, digest)
             for view in self.views
             for doc_id, digest in view.segment.content_hashes()
             if doc_id not in view.deleted
         }
+
+    def live_documents(self) -> dict[str, str]:
+        """The segment that serves each document, by document id."""
+        return {doc_id: segment for doc_id, (segment, _) in self._served.items()}
+
+    def content_hashes(self) -> dict[str, str]:
+        """The content hash of every served document, by id."""
+        return {doc_id: digest for doc_id, (_, digest) in self._served.items()}
 
     def document(self, doc_id: str) -> Article:
         for view in reversed(self.views):
@@ -492,13 +494,12 @@ class Index:
 
     def chunks(self, chunk_ids: Sequence[int]) -> list[Chunk]:
         """Chunks by id, in the order asked."""
-        rows: dict[int, list[int]] = {}
+        rows: dict[SegmentView, list[int]] = {}
         for chunk_id in chunk_ids:
             view, row = self._chunk_view(chunk_id)
-            rows.setdefault(self.views.index(view), []).append(row)
+            rows.setdefault(view, []).append(row)
         by_id: dict[int, Chunk] = {}
-        for position, wanted in rows.items():
-            view = self.views[position]
+        for view, wanted in rows.items():
             by_id.update(
                 (view.info.chunk_base + row, chunk) for row, chunk in view.segment.chunks(wanted).items()
             )
