@@ -9,6 +9,11 @@ embedding unusable and forces a full rebuild, which the summary says. The new
 version is written beside the served one under the build lock and published in one
 atomic step; then, if a tier of segments is full, they merge and the merge is
 published the same way (see ``qa.index``).
+
+Cutting and embedding the new and changed articles is the one stage that can run
+elsewhere: an :class:`IndexingEngine` turns articles into indexed documents, in this
+process (:class:`LocalEngine`) or on a Ray cluster (``qa.ray_engine``); every stage
+before and after it is the same for both.
 """
 
 from __future__ import annotations
@@ -17,17 +22,20 @@ import hashlib
 import json
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import ClassVar
 
 import numpy as np
 from tqdm import tqdm
 
 from qa import __version__
 from qa.chunk import chunk_article, embedding_text, sentence_embedding_texts
-from qa.config import Settings
-from qa.embed import Embedder
+from qa.config import ChunkingSettings, Settings
+from qa.embed import Embedder, make_embedder
 from qa.errors import IndexUnavailableError
 from qa.index import (
     FORMAT_VERSION,
@@ -58,12 +66,18 @@ class BuildSummary:
     removed: int
     unchanged: int
     chunks_embedded: int
+    # Chunks and sentences embedded, and how many a second the update took them in.
+    texts_embedded: int
+    texts_per_second: float
     skipped: int
     # Segments of the published version, and merges made after the update.
     segments: int
     merges: int
     # Why every document was embedded again, when the previous version could not be reused.
     full_rebuild: str | None
+    # Where articles were cut and embedded ("local" or "ray"), by how many embedders.
+    engine: str
+    actors: int
     seconds: float
 
 
@@ -72,33 +86,118 @@ class BuildSummary:
 GROUP_SIZE = 256
 
 
+class IndexingEngine(ABC):
+    """Cuts articles into chunks and sentences and embeds them, in one process or on
+    many machines. Used as a context manager: leaving it frees what it holds."""
+
+    name: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def model_id(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def dimension(self) -> int: ...
+
+    @property
+    def actors(self) -> int:
+        """Embedders working at once."""
+        return 1
+
+    @abstractmethod
+    def documents(self, articles: Sequence[Article]) -> Iterator[IndexedDocument]:
+        """The articles cut and embedded, in the order given."""
+
+    def close(self) -> None:  # noqa: B027 (optional: most engines hold nothing to free)
+        """Free what the engine holds (a cluster connection)."""
+
+    def __enter__(self) -> IndexingEngine:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class LocalEngine(IndexingEngine):
+    """Cuts and embeds in this process, with one embedder."""
+
+    name = "local"
+
+    def __init__(self, embedder: Embedder, chunking: ChunkingSettings) -> None:
+        self._embedder = embedder
+        self._chunking = chunking
+
+    @property
+    def model_id(self) -> str:
+        return self._embedder.model_id
+
+    @property
+    def dimension(self) -> int:
+        return self._embedder.dimension
+
+    def documents(self, articles: Sequence[Article]) -> Iterator[IndexedDocument]:
+        """Embedded in groups, chunks and sentences of many articles in one call: an
+        engine that pads a batch to its longest text (sentence-transformers) then fills
+        its batches with texts of similar length, where one article's dozen texts would
+        make small, ragged batches. A group closes at GROUP_SIZE texts, so that a large
+        archive is never held in memory whole.
+        """
+        group: list[_Pending] = []
+        size = 0
+        for article in articles:
+            sentences = split_sentences(article.text)
+            chunks = chunk_article(article, sentences, self._embedder.count_tokens, self._chunking)
+            group.append(_Pending(article, content_hash(article), chunks, sentences))
+            size += len(chunks) + len(sentences)
+            if size >= GROUP_SIZE:
+                yield from _embedded(group, self._embedder)
+                group, size = [], 0
+        yield from _embedded(group, self._embedder)
+
+
+def open_engine(settings: Settings) -> IndexingEngine:
+    """The engine ``reindex.engine`` names, ready to index."""
+    if settings.reindex.engine == "ray":
+        from qa.ray_engine import RayEngine  # imports Ray, an extra, only when asked for
+
+        return RayEngine(settings)
+    return LocalEngine(make_embedder(settings.embedding, "index"), settings.chunking)
+
+
 @dataclass
 class _Counts:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
     chunks_embedded: int = 0
+    texts_embedded: int = 0
 
 
 def build_index(
     source: Path,
     index_path: Path,
     settings: Settings,
-    embedder: Embedder,
+    engine: IndexingEngine | Embedder,
     *,
     strict: bool = False,
     progress: bool | None = None,
 ) -> BuildSummary:
-    """Index the articles of ``source`` into a new version published at ``index_path``.
+    """Index the articles of ``source`` into a new version published at ``index_path``,
+    cutting and embedding with ``engine`` (an embedder: this process).
 
     All sources are read and checked before anything is embedded; bad files and
     lines are reported on stderr and skipped, or fail the run with ``strict``.
     """
     started = time.perf_counter()
+    if not isinstance(engine, IndexingEngine):
+        engine = LocalEngine(engine, settings.chunking)
     report = read_articles(source, strict=strict)
     for problem in report.problems:
         print(f"skipped {problem}", file=sys.stderr)
-    info = _build_info(settings, embedder)
+    info = _build_info(settings, engine)
     counts = _Counts()
     with index_lock(index_path):
         previous, full_rebuild = _reusable_version(index_path, info, settings)
@@ -107,16 +206,18 @@ def build_index(
         changed = [a for a in report.articles if hashes.get(a.doc_id) != content_hash(a)]
         counts.unchanged = len(report.articles) - len(changed)
         removed = hashes.keys() - {article.doc_id for article in report.articles}
-        with tqdm(changed, desc="indexing", unit="doc", disable=not show, file=sys.stderr) as bar:
+        embedding_started = time.perf_counter()
+        with tqdm(total=len(changed), desc="indexing", unit="doc", disable=not show, file=sys.stderr) as bar:
             manifest = publish_update(
                 index_path,
                 info,
                 settings.index,
                 previous=previous,
-                documents=_documents(bar, hashes, settings, embedder, counts),
+                documents=_counted(engine.documents(changed), hashes, counts, bar),
                 removed=removed,
                 source_digest=source_digest(report.articles),
             )
+        embedding_seconds = time.perf_counter() - embedding_started
         manifest, merges = _merge(index_path, manifest, settings, info, previous)
     if full_rebuild:
         print(f"full rebuild: {full_rebuild}", file=sys.stderr)
@@ -131,10 +232,14 @@ def build_index(
         removed=len(removed),
         unchanged=counts.unchanged,
         chunks_embedded=counts.chunks_embedded,
+        texts_embedded=counts.texts_embedded,
+        texts_per_second=round(counts.texts_embedded / max(embedding_seconds, 1e-9), 1),
         skipped=len(report.problems),
         segments=len(manifest.segments),
         merges=merges,
         full_rebuild=full_rebuild,
+        engine=engine.name,
+        actors=engine.actors,
         seconds=round(time.perf_counter() - started, 2),
     )
 
@@ -200,9 +305,9 @@ def ensure_index(source: Path, index_path: Path, settings: Settings, embedder: E
     return True
 
 
-def _build_info(settings: Settings, embedder: Embedder) -> BuildInfo:
+def _build_info(settings: Settings, engine: IndexingEngine | Embedder) -> BuildInfo:
     chunking = settings.chunking
-    return BuildInfo(embedder.model_id, embedder.dimension, chunking.max_tokens, chunking.overlap_tokens)
+    return BuildInfo(engine.model_id, engine.dimension, chunking.max_tokens, chunking.overlap_tokens)
 
 
 def _incompatibility(manifest: Manifest, info: BuildInfo) -> str | None:
@@ -259,37 +364,19 @@ def _reusable_version(
         return None, f"the published index is unreadable ({exc})"
 
 
-def _documents(
-    articles: Iterable[Article],
-    hashes: dict[str, str],
-    settings: Settings,
-    embedder: Embedder,
-    counts: _Counts,
+def _counted(
+    documents: Iterable[IndexedDocument], hashes: dict[str, str], counts: _Counts, bar: tqdm[None]
 ) -> Iterator[IndexedDocument]:
-    """The new and changed articles, embedded, in order.
-
-    They are embedded in groups, chunks and sentences of many articles in one call:
-    an engine that pads a batch to its longest text (sentence-transformers) then
-    fills its batches with texts of similar length, where one article's dozen texts
-    would make small, ragged batches. A group closes at GROUP_SIZE texts, so that a
-    large archive is never held in memory whole.
-    """
-    group: list[_Pending] = []
-    size = 0
-    for article in articles:
-        if article.doc_id in hashes:
+    """The documents, counted and shown on the progress bar as they come."""
+    for document in documents:
+        if document.article.doc_id in hashes:
             counts.updated += 1
         else:
             counts.added += 1
-        sentences = split_sentences(article.text)
-        chunks = chunk_article(article, sentences, embedder.count_tokens, settings.chunking)
-        counts.chunks_embedded += len(chunks)
-        group.append(_Pending(article, content_hash(article), chunks, sentences))
-        size += len(chunks) + len(sentences)
-        if size >= GROUP_SIZE:
-            yield from _embedded(group, embedder)
-            group, size = [], 0
-    yield from _embedded(group, embedder)
+        counts.chunks_embedded += len(document.chunks)
+        counts.texts_embedded += len(document.chunks) + len(document.sentences)
+        bar.update()
+        yield document
 
 
 @dataclass(frozen=True)

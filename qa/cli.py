@@ -145,6 +145,17 @@ def add_reindex_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", type=Path, help="folder or .jsonl file of articles (setting source.path)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        help="where articles are cut and embedded: this process, or a Ray cluster (setting reindex.engine)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        help="HOST:PORT of the head of the Ray cluster to join (setting reindex.ray_address; "
+        "default $RAY_ADDRESS, "
+        "else a Ray started on this machine for the run)",
+    )
+    parser.add_argument(
         "--strict",
         action="store_true",
         help="fail on a bad file or line instead of reporting and skipping it",
@@ -155,6 +166,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "index.path": getattr(args, "index", None),
         "source.path": getattr(args, "source", None),
+        "reindex.engine": getattr(args, "engine", None),
+        "reindex.ray_address": getattr(args, "ray_address", None),
         "server.host": getattr(args, "host", None),
         "server.port": getattr(args, "port", None),
         "server.workers": getattr(args, "workers", None),
@@ -214,17 +227,17 @@ def _check_index(settings: Settings) -> None:
 
 
 def _reindex(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.build import build_index
-    from qa.embed import make_embedder
+    from qa.build import build_index, open_engine
 
-    summary = build_index(
-        settings.source.path,
-        settings.index.path,
-        settings,
-        make_embedder(settings.embedding, "index"),
-        strict=args.strict,
-        progress=False if args.no_progress else None,
-    )
+    with open_engine(settings) as engine:
+        summary = build_index(
+            settings.source.path,
+            settings.index.path,
+            settings,
+            engine,
+            strict=args.strict,
+            progress=False if args.no_progress else None,
+        )
     print(json.dumps(dataclasses.asdict(summary), ensure_ascii=False))
     return 0
 

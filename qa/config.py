@@ -135,6 +135,22 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class ReindexSettings:
+    # Where `qa reindex` cuts and embeds articles: "local" (this process) or "ray"
+    # (a Ray Data actor pool, one embedder per actor; the `ray` extra).
+    engine: str = "local"
+    # The Ray cluster to join: its head's "host:port", or "auto". Empty = $RAY_ADDRESS,
+    # else a Ray started on this machine for the run and stopped after it.
+    ray_address: str = ""
+    # Embedders; 0 = as many as the cluster's CPUs (GPUs, with ray_gpus_per_actor) hold.
+    ray_actors: int = 0
+    ray_cpus_per_actor: float = 1.0
+    ray_gpus_per_actor: float = 0.0
+    # How long the cluster may take to be reached and to start every embedder.
+    ray_timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
 class Settings:
     index: IndexSettings = field(default_factory=IndexSettings)
     source: SourceSettings = field(default_factory=SourceSettings)
@@ -145,6 +161,7 @@ class Settings:
     llm: LLMSettings = field(default_factory=LLMSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    reindex: ReindexSettings = field(default_factory=ReindexSettings)
 
     def replace(self, overrides: Mapping[str, Any]) -> Settings:
         """A copy with dotted keys (``"server.port"``) replaced by already-typed values."""
@@ -325,6 +342,7 @@ def _validate(settings: Settings) -> None:
     if not 0 < settings.server.port < 65536:
         raise ConfigError("server.port must be between 1 and 65535")
     _validate_llm(settings.llm, settings.limits)
+    _validate_reindex(settings.reindex, settings.embedding)
     embedding = settings.embedding
     if embedding.batch_size < 1:
         raise ConfigError("embedding.batch_size must be at least 1")
@@ -349,6 +367,26 @@ def _validate_index(index: IndexSettings) -> None:
         raise ConfigError("index.flat_max_chunks and index.nlist must be >= 0 and index.nprobe >= 1")
     if index.merge_factor < 2:
         raise ConfigError("index.merge_factor must be at least 2")
+
+
+REINDEX_ENGINES = ("local", "ray")
+
+
+def _validate_reindex(reindex: ReindexSettings, embedding: EmbeddingSettings) -> None:
+    if reindex.engine not in REINDEX_ENGINES:
+        expected = " or ".join(repr(engine) for engine in REINDEX_ENGINES)
+        raise ConfigError(f"reindex.engine is {reindex.engine!r}; expected {expected}")
+    if reindex.ray_actors < 0 or reindex.ray_cpus_per_actor <= 0 or reindex.ray_gpus_per_actor < 0:
+        raise ConfigError(
+            "reindex.ray_actors and reindex.ray_gpus_per_actor must be >= 0, "
+            "and reindex.ray_cpus_per_actor above 0"
+        )
+    if reindex.ray_timeout_seconds <= 0:
+        raise ConfigError("reindex.ray_timeout_seconds must be above 0")
+    on_gpu = embedding.engine("index") == "sentence-transformers" and embedding.device.startswith("cuda")
+    if reindex.engine == "ray" and on_gpu and reindex.ray_gpus_per_actor == 0:
+        # Ray hides every GPU from an actor that asks for none.
+        raise ConfigError("embedding.device is 'cuda' but reindex.ray_gpus_per_actor is 0: set it to 1")
 
 
 def _validate_llm(llm: LLMSettings, limits: LimitSettings) -> None:

@@ -7,6 +7,7 @@
     ├── IndexUnavailableError  an index directory is missing, corrupt or unusable
     │   └── IndexMismatchError the index was built with another model or dimension
     ├── BuildLockedError       another reindex holds the index lock
+    ├── ClusterError           the Ray cluster of a reindex cannot be reached, has no room, or failed
     ├── LLMError               the model endpoint failed or answered unusably (answers fall back)
     ├── InvalidRequestError    a request's input is wrong (HTTP 400)
     ├── PayloadTooLargeError   a request body is over the configured limit (HTTP 413)
@@ -46,6 +47,11 @@ class IndexMismatchError(IndexUnavailableError):
 
 class BuildLockedError(QAError):
     """Another reindex holds the lock on the index."""
+
+
+class ClusterError(QAError):
+    """The Ray cluster of a reindex cannot be reached, has no room for its embedders, or
+    failed the run; the message names the cluster's address."""
 
 
 class LLMError(QAError):

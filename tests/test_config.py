@@ -72,6 +72,15 @@ def test_st_model_is_a_folder_beside_the_config_or_a_model_name(tmp_path: Path) 
         ("", {"QA_INDEX_NPROBE": "0"}, "index.nprobe"),
         ("[index]\nmerge_factor = 1\n", {}, "index.merge_factor"),
         ("", {"QA_SERVER_WORKERS": "0"}, "server.workers"),
+        ("[reindex]\nengine = 'spark'\n", {}, "reindex.engine is 'spark'"),
+        ("", {"QA_REINDEX_RAY_CPUS_PER_ACTOR": "0"}, "reindex.ray_cpus_per_actor above 0"),
+        ("", {"QA_REINDEX_RAY_TIMEOUT_SECONDS": "0"}, "reindex.ray_timeout_seconds"),
+        (
+            "[reindex]\nengine = 'ray'\n"
+            "[embedding]\nindex_backend = 'sentence-transformers'\ndevice = 'cuda'\n",
+            {},
+            "reindex.ray_gpus_per_actor is 0",
+        ),
     ],
 )
 def test_bad_settings_are_refused_with_the_setting_named(

@@ -23,8 +23,9 @@ QA = [sys.executable, "-m", "qa.cli"]
 
 
 @pytest.fixture(scope="module")
-def eval_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("eval") / "arcd"
+def eval_index(dev_index: Path) -> Path:
+    """The dev corpus's index, which `qa eval` finds up to date and reuses."""
+    return dev_index
 
 
 def run_eval(index: Path, report: Path, *args: str) -> subprocess.CompletedProcess[str]:
