@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import qa.build
 import qa.embed
 import qa.service
 from qa.build import build_index
@@ -222,6 +223,7 @@ def test_reindex_uses_the_index_backend_and_ask_the_query_backend(
 
     monkeypatch.setattr(qa.embed, "make_embedder", recording)
     monkeypatch.setattr(qa.service, "make_embedder", recording)
+    monkeypatch.setattr(qa.build, "make_embedder", recording)
     config = tmp_path / "config.toml"
     config.write_text(
         f'[index]\npath = "idx/sample"\n[source]\npath = "{SAMPLE_CORPUS}"\n'
