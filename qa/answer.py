@@ -9,6 +9,11 @@ ARCD dev set, README "Answer quality"):
                     + ANSWER_TYPE_BONUS if a "when" question meets a date or a
                       "how many" question a number
 
+Whether to answer at all is the answerability model's call (``qa.answerability``):
+its confidence that the answer is right, from the scores of the passages and the
+sentence, the question's words met, the numbers it names and its language; below
+``answer.min_confidence`` the answer says the sources do not answer.
+
 The passage term keeps the answer in the passages retrieval trusts most, which
 already weigh the question's words met in one sentence (``qa.retrieve``); a
 sentence-level BM25 term on top of it measured no better on the dev set.
@@ -21,9 +26,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from qa.answerability import AnswerabilityModel, Signals
 from qa.config import AnswerSettings
 from qa.index import Index, StoredSentence
-from qa.normalize import normalize
+from qa.normalize import normalize, tokens
 from qa.records import Answer, Citation, Passage, SentenceKind
 from qa.retrieve import Retrieval
 
@@ -46,14 +52,6 @@ _MONTHS = (
 _DATE = re.compile(rf"\d{{3,4}}|\b({_MONTHS})\b")
 _NUMBER = re.compile(r"\d")
 
-# Abstention: below these scores of the top passage the evidence is too weak and
-# the answer says so (passages are still returned). A question that is not in
-# Arabic, the archive's language, scores lower for the same evidence (no lexical
-# match, cross-lingual similarity), so it has its own threshold. Tuned on the ARCD
-# dev set and tests/data/unanswerable.jsonl (README "Answer quality").
-MIN_SCORE = 2.57
-MIN_SCORE_CROSS_LANGUAGE = 2.29
-
 # Numbers of three digits or more in a question (years, counts), after normalization
 # (Arabic-Indic digits are folded to ASCII ones).
 _QUESTION_NUMBER = re.compile(r"\d{3,}")
@@ -71,14 +69,16 @@ class _Candidate:
 
 
 class Answerer:
-    def __init__(self, index: Index, settings: AnswerSettings) -> None:
+    def __init__(self, index: Index, settings: AnswerSettings, model: AnswerabilityModel) -> None:
         self.index = index
         self.settings = settings
+        self.model = model
 
     def answer(self, question: str, retrieval: Retrieval) -> Answer:
-        candidates = self._candidates(question, retrieval) if self.is_answerable(question, retrieval) else {}
-        if not candidates:
-            return Answer(question, refusal(question), False, (), retrieval.passages)
+        candidates = self._candidates(question, retrieval)
+        confidence = self._confidence(question, retrieval, candidates)
+        if not candidates or confidence < self.settings.min_confidence:
+            return Answer(question, refusal(question), False, (), retrieval.passages, confidence=confidence)
         best = max(candidates.values(), key=lambda c: c.score)
         chosen = [best]
         if self.settings.max_sentences > 1:
@@ -87,23 +87,46 @@ class Answerer:
                 chosen = sorted([best, neighbour], key=lambda c: c.stored.sentence_id)
         citations = tuple(self._cite(n, c) for n, c in enumerate(chosen, start=1))
         text = " ".join(c.quote for c in citations)
-        return Answer(question, text, True, citations, retrieval.passages)
+        return Answer(question, text, True, citations, retrieval.passages, confidence=confidence)
 
-    def is_answerable(self, question: str, retrieval: Retrieval) -> bool:
-        """Whether the passages are strong enough evidence to answer from at all."""
-        if not retrieval.passages:
-            return False
-        threshold = MIN_SCORE if asks_in_arabic(question) else MIN_SCORE_CROSS_LANGUAGE
-        if retrieval.passages[0].score < threshold:
-            return False
-        # A question that names a number (a year, a count) is not answered by passages
-        # that never write it, however close they are in meaning: "who won the 2019 cup"
-        # over an article about the 2015 one.
+    def confidence(self, question: str, retrieval: Retrieval) -> float:
+        """How likely the answer to ``question`` from these passages is right, in [0, 1]."""
+        return self._confidence(question, retrieval, self._candidates(question, retrieval))
+
+    def signals(self, question: str, retrieval: Retrieval) -> Signals | None:
+        """What the confidence is computed from; None without any sentence to answer with."""
+        return self._signals(question, retrieval, self._candidates(question, retrieval))
+
+    def _confidence(self, question: str, retrieval: Retrieval, candidates: dict[int, _Candidate]) -> float:
+        signals = self._signals(question, retrieval, candidates)
+        return 0.0 if signals is None else round(self.model.confidence(signals), 4)
+
+    def _signals(
+        self, question: str, retrieval: Retrieval, candidates: dict[int, _Candidate]
+    ) -> Signals | None:
+        passages = retrieval.passages
+        if not candidates:
+            return None
+        best = max(candidates.values(), key=lambda c: c.score)
+        quote = _quote(best.passage, best.stored)
+        # A question that names a number (a year, a count) is rarely answered by
+        # passages that never write it, however close in meaning: "who won the 2019
+        # cup" over an article about the 2015 one.
         numbers = set(_QUESTION_NUMBER.findall(normalize(question)))
-        if not numbers:
-            return True
-        evidence = normalize(" ".join(p.text for p in retrieval.passages[:ANSWER_PASSAGES]))
-        return all(number in evidence for number in numbers)
+        evidence = normalize(" ".join(p.text for p in passages[:ANSWER_PASSAGES]))
+        wanted = _answer_type(question)
+        asked = set(tokens(question))
+        return Signals(
+            top_score=passages[0].score,
+            sentence_score=best.score,
+            sentence_similarity=retrieval.sentence_similarity[best.stored.sentence_id],
+            coverage=retrieval.coverage,
+            sentence_overlap=len(asked & set(tokens(quote))) / len(asked) if asked else 0.0,
+            has_number=float(bool(numbers)),
+            number_missing=float(any(number not in evidence for number in numbers)),
+            type_unmet=float(wanted is not None and not wanted.search(normalize(quote))),
+            cross_language=float(asks_in_arabic(question) != asks_in_arabic(passages[0].text)),
+        )
 
     def _candidates(self, question: str, retrieval: Retrieval) -> dict[int, _Candidate]:
         passages = retrieval.passages[:ANSWER_PASSAGES]

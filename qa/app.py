@@ -125,6 +125,8 @@ class AskResponse:
     # Why the answer is not a written one, when a model is configured.
     llm_error: str | None
     timings: Timings | None
+    # How likely the answer is right, in [0, 1]; found is false below answer.min_confidence.
+    confidence: float
 
     @classmethod
     def of(cls, answer: Answer, took_ms: float) -> AskResponse:
@@ -138,6 +140,7 @@ class AskResponse:
             mode=answer.mode,
             removed=list(answer.removed),
             llm_error=answer.llm_error,
+            confidence=answer.confidence,
             timings=answer.timings,
         )
 
@@ -258,6 +261,7 @@ def _done(answer: Answer, started: float) -> ServerSentEventMessage:
             "question": answer.question,
             "answer": answer.answer,
             "found": answer.found,
+            "confidence": answer.confidence,
             "mode": answer.mode.value,
             "removed": [dataclasses.asdict(r) for r in answer.removed],
             "llm_error": answer.llm_error,

@@ -117,9 +117,29 @@ def _parser() -> argparse.ArgumentParser:
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", type=Path, required=True, help="articles to index (.jsonl or folder)")
-    parser.add_argument("--questions", type=Path, required=True, help="JSONL questions with gold spans")
-    parser.add_argument("--unanswerable", type=Path, help="JSONL questions the corpus does not answer")
-    parser.add_argument("--lang", choices=["ar", "en"], default="ar", help="which question field to ask")
+    parser.add_argument(
+        "--questions", type=Path, nargs="+", required=True, help="JSONL files of questions with gold spans"
+    )
+    parser.add_argument(
+        "--unanswerable",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="JSONL files of questions the corpus does not answer",
+    )
+    parser.add_argument(
+        "--lang",
+        choices=["ar", "en", "all"],
+        default="ar",
+        help="which question field to ask (question_ar, question_en; all: each a row has)",
+    )
+    parser.add_argument(
+        "--part",
+        choices=["held-back", "fitting", "all"],
+        default="held-back",
+        help="the questions the answerability model was not fitted on (by document; the default), "
+        "those it was, or all",
+    )
     parser.add_argument("--limit", type=int, help="ask only the first N questions of each file")
     parser.add_argument("-k", type=int, default=5, help="passages retrieved per question")
     parser.add_argument("--json", type=Path, dest="json_out", help="also write the report as JSON here")
@@ -307,14 +327,20 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     else:
         del index_embedder  # two engines: free the indexing one before loading the other
         embedder = make_embedder(embedding, "query")
-    questions = load_questions(args.questions, args.lang, limit=args.limit)
-    if args.unanswerable:
-        questions += load_questions(args.unanswerable, args.lang, limit=args.limit)
+    questions = [
+        question
+        for path in [*args.questions, *args.unanswerable]
+        for question in load_questions(path, args.lang, limit=args.limit)
+    ]
     if args.llm and not settings.llm.enabled:
         raise ConfigError("qa eval --llm needs a model: set llm.base_url or pass --llm-url")
     if not args.llm:
         settings = settings.replace({"llm.base_url": ""})
     service = QAService.open(settings, embedder=embedder)
+    if args.part != "all":
+        held_back = service.answerability.is_held_back
+        questions = [q for q in questions if held_back(q.qid, q.doc_id) == (args.part == "held-back")]
+    print(f"{len(questions)} questions ({args.part} part)", file=sys.stderr)
     report = evaluate(service, questions, k=args.k, written=args.llm)
     print(report.table())
     if args.json_out:

@@ -86,6 +86,8 @@ class RetrievalSettings:
 @dataclass(frozen=True)
 class AnswerSettings:
     max_sentences: int = 2
+    # Answers below this confidence (qa.answerability) are refusals.
+    min_confidence: float = 0.24
 
 
 @dataclass(frozen=True)
@@ -330,6 +332,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("retrieval.default_k must be between 1 and retrieval.max_k")
     if settings.answer.max_sentences < 1:
         raise ConfigError("answer.max_sentences must be at least 1")
+    if not 0 <= settings.answer.min_confidence <= 1:
+        raise ConfigError("answer.min_confidence must be between 0 and 1")
     if settings.limits.max_question_chars < 1 or settings.limits.max_body_bytes < 1024:
         raise ConfigError("limits.max_question_chars must be >= 1 and limits.max_body_bytes >= 1024")
     if settings.limits.rate_limit_per_minute < 0 or settings.limits.request_timeout_seconds <= 0:

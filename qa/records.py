@@ -122,6 +122,9 @@ class Answer:
     # Why a written answer was not given, when a model is configured.
     llm_error: str | None = None
     timings: Timings | None = None
+    # How likely the answer is right, in [0, 1] (qa.answerability); shown also when
+    # the answer is a refusal.
+    confidence: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,8 @@ class Retrieval:
     passages: tuple[Passage, ...]
     # Dense similarity to the question of every sentence of the returned passages.
     sentence_similarity: dict[int, float]
+    # Share of the question's tokens found in the archive at all.
+    coverage: float
 
 
 class Retriever:
@@ -109,7 +111,7 @@ class Retriever:
             for chunk_id in best
             for sentence_id in range(*index.sentence_range(chunk_id))
         }
-        return Retrieval(tuple(passages), kept)
+        return Retrieval(tuple(passages), kept, lexical.coverage)
 
 
 def _two_best(similarities: Vectors, fallback: float) -> tuple[float, float]:

@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 
 from qa.answer import Answerer
+from qa.answerability import AnswerabilityModel
 from qa.config import Settings
 from qa.embed import Embedder, make_embedder
 from qa.errors import InvalidRequestError, LLMError, QAError
@@ -54,18 +55,30 @@ class Asked:
 
 class QAService:
     def __init__(
-        self, settings: Settings, embedder: Embedder, index: Index, writer: AnswerWriter | None = None
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        index: Index,
+        writer: AnswerWriter | None = None,
+        answerability: AnswerabilityModel | None = None,
     ) -> None:
         self.settings = settings
         self.embedder = embedder
         self.index = index
         self.retriever = Retriever(index, embedder)
-        self.answerer = Answerer(index, settings.answer)
+        self.answerability = answerability or AnswerabilityModel.load()
+        self.answerer = Answerer(index, settings.answer, self.answerability)
         # Writes answers with a model when [llm] is configured; outlives index reloads.
         self.writer = writer
 
     @classmethod
-    def open(cls, settings: Settings, *, embedder: Embedder | None = None) -> QAService:
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        answerability: AnswerabilityModel | None = None,
+    ) -> QAService:
         """Load the embedder and the index the settings name (and the model client, if any)."""
         embedder = embedder or make_embedder(settings.embedding)
         index = load_index(
@@ -77,7 +90,7 @@ class QAService:
         writer = None
         if settings.llm.enabled:
             writer = AnswerWriter(settings.llm, embedder, settings.answer.max_sentences)
-        return cls(settings, embedder, index, writer)
+        return cls(settings, embedder, index, writer, answerability)
 
     def close(self) -> None:
         self.index.close()
@@ -108,8 +121,13 @@ class QAService:
 
     async def written(self, asked: Asked) -> Answer:
         """The model's verified answer, or the quoted one (with ``llm_error`` if the
-        model failed or is paused) when the model is not to be asked or fails."""
-        writer = self._writer_for(asked)
+        model failed or is paused) when the model is not to be asked or fails.
+
+        A written answer carries the confidence of the evidence it was written from;
+        a "not answered" reply, or one with no sentence verified, is ``found: false``
+        whatever that confidence."""
+        confidence = self.answerer.confidence(asked.question, asked.retrieval)
+        writer = self._writer_for(confidence)
         if not isinstance(writer, AnswerWriter):
             return await self._quoted(asked, writer)
         try:
@@ -117,12 +135,13 @@ class QAService:
         except LLMError as exc:
             return await self._failed(writer, asked, exc)
         writer.health.record_success()
-        return answer
+        return dataclasses.replace(answer, confidence=confidence)
 
     async def written_stream(self, asked: Asked) -> AsyncIterator[AnswerPiece | Answer]:
         """Verified sentences of the model's answer as they come, then the whole answer;
         the quoted answer alone (with ``llm_error``) if the model fails before a sentence."""
-        writer = self._writer_for(asked)
+        confidence = self.answerer.confidence(asked.question, asked.retrieval)
+        writer = self._writer_for(confidence)
         if not isinstance(writer, AnswerWriter):
             yield await self._quoted(asked, writer)
             return
@@ -130,16 +149,16 @@ class QAService:
             async for item in writer.stream(
                 self.index, asked.question, asked.retrieval.passages, asked.turns
             ):
-                yield item
+                yield dataclasses.replace(item, confidence=confidence) if isinstance(item, Answer) else item
         except LLMError as exc:
             yield await self._failed(writer, asked, exc)
             return
         writer.health.record_success()
 
-    def _writer_for(self, asked: Asked) -> AnswerWriter | str | None:
+    def _writer_for(self, confidence: float) -> AnswerWriter | str | None:
         """The writer to ask; else None (no model configured, or evidence too weak to
         answer from at all), or why the model is paused after failures."""
-        if self.writer is None or not self.answerer.is_answerable(asked.question, asked.retrieval):
+        if self.writer is None or confidence < self.settings.answer.min_confidence:
             return None
         return self.writer.health.paused() or self.writer
 
@@ -243,7 +262,9 @@ class LiveService:
                 self.reload_error = f"could not load {folder.name}: {exc}"
                 logger.error("index reload failed, still serving %s: %s", served.index.manifest.version, exc)
                 return False
-            self._service = QAService(served.settings, served.embedder, index, served.writer)
+            self._service = QAService(
+                served.settings, served.embedder, index, served.writer, served.answerability
+            )
             self.reload_error = None
             logger.info("now serving index version %s", index.manifest.version)
             return True

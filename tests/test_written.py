@@ -186,6 +186,8 @@ def test_the_no_answer_marker_and_nothing_verified_are_refusals(
         assert body["mode"] == "generated" and body["found"] is False
         assert body["answer"] == "The sources do not answer this question."
         assert len(body["removed"]) == removed
+        # Refused whatever the evidence's confidence, which still shows.
+        assert body["confidence"] >= client.app.state.settings.answer.min_confidence
         if not streamed:
             assert body["citations"] == [] and len(body["passages"]) == 5
     llm.reply(Reply("NO_ANSWER"))
@@ -367,3 +369,4 @@ def test_an_unanswerable_question_does_not_call_the_model(
     calls = len(llm.requests)
     body = ask(client, "What is the capital of Australia?")
     assert body["found"] is False and len(llm.requests) == calls
+    assert body["confidence"] < client.app.state.settings.answer.min_confidence
