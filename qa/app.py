@@ -159,6 +159,8 @@ class DocumentResponse:
     text: str
     url: str | None
     published: str | None
+    # The article's metadata from the source, e.g. {"section": ["politics"]}.
+    meta: dict[str, list[str]]
 
 
 @dataclass(frozen=True)
@@ -330,7 +332,8 @@ async def search(
 def document(doc_id: FromPath[str], state: State) -> DocumentResponse:
     """One whole article: the text that citation offsets point into."""
     article = _service(state).document(doc_id)
-    return DocumentResponse(article.doc_id, article.title, article.text, article.url, article.published)
+    meta = {key: list(values) for key, values in article.meta.items()}
+    return DocumentResponse(article.doc_id, article.title, article.text, article.url, article.published, meta)
 
 
 @get("/healthz", sync_to_thread=True, responses={503: ResponseSpec(HealthResponse, description="degraded")})

@@ -273,7 +273,9 @@ def ingest(
 
 def content_hash(article: Article) -> str:
     """A fingerprint of everything indexed from one article."""
-    record = [article.doc_id, article.title, article.text, article.url, article.published]
+    record: list[object] = [article.doc_id, article.title, article.text, article.url, article.published]
+    if article.meta:  # only then: the fingerprints of articles without metadata stay as they were
+        record.append(article.meta)
     return hashlib.sha256(json.dumps(record, ensure_ascii=False).encode()).hexdigest()
 
 

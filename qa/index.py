@@ -51,7 +51,7 @@ from qa.lexical import Scores, lookup
 from qa.records import Article, Chunk, Manifest, SegmentInfo, Sentence
 from qa.segment import IndexedDocument, Segment, SegmentWriter, fsync_tree, indexed_document
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 DELETED = "deleted.json"
 SEGMENTS = "segments"

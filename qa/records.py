@@ -6,8 +6,11 @@ points) into the stored article text, which is exactly the source text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+
+# An article's metadata: each key (e.g. "section", "source") with one or more values.
+Meta = dict[str, tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -16,7 +19,9 @@ class Article:
     title: str
     text: str
     url: str | None = None
+    # An ISO 8601 date or date-time, as the source gives it (checked when read).
     published: str | None = None
+    meta: Meta = field(default_factory=dict)
 
 
 class SentenceKind(StrEnum):

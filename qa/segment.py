@@ -62,7 +62,7 @@ _ADD_BATCH = 65536
 _SCHEMA = """
 CREATE TABLE documents (
     doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL,
-    url TEXT, published TEXT, content_hash TEXT NOT NULL
+    url TEXT, published TEXT, content_hash TEXT NOT NULL, meta TEXT NOT NULL
 );
 CREATE TABLE chunks (
     chunk_id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL,
@@ -191,9 +191,9 @@ class SegmentWriter:
     def add(self, document: IndexedDocument) -> None:
         article = document.article
         self._store.execute(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
             (article.doc_id, article.title, article.text, article.url, article.published,
-             document.content_hash),
+             document.content_hash, json.dumps(article.meta, ensure_ascii=False)),
         )  # fmt: skip
         self._store.executemany(
             "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
@@ -395,9 +395,9 @@ class Segment:
 
     def document(self, doc_id: str) -> Article | None:
         row = self._query(
-            "SELECT doc_id, title, text, url, published FROM documents WHERE doc_id = ?", (doc_id,)
+            "SELECT doc_id, title, text, url, published, meta FROM documents WHERE doc_id = ?", (doc_id,)
         )
-        return Article(*row[0]) if row else None
+        return _article(*row[0]) if row else None
 
     def content_hashes(self) -> list[tuple[str, str]]:
         return [(row[0], row[1]) for row in self._query("SELECT doc_id, content_hash FROM documents", ())]
@@ -421,9 +421,9 @@ class Segment:
     def stored_documents(self, skip: frozenset[str]) -> Iterator[StoredDocument]:
         """Every document not in ``skip``, in row order, with its vectors: what a merge copies."""
         documents = self._query(
-            "SELECT doc_id, title, text, url, published, content_hash FROM documents ORDER BY rowid", ()
+            "SELECT doc_id, title, text, url, published, meta, content_hash FROM documents ORDER BY rowid", ()
         )
-        for doc_id, title, text, url, published, content_hash in documents:
+        for doc_id, title, text, url, published, meta, content_hash in documents:
             if doc_id in skip:
                 continue
             chunk_rows = self._query(
@@ -437,7 +437,7 @@ class Segment:
                 (doc_id,),
             )
             yield StoredDocument(
-                article=Article(doc_id, title, text, url, published),
+                article=_article(doc_id, title, text, url, published, meta),
                 content_hash=content_hash,
                 chunks=[Chunk(*row[1:]) for row in chunk_rows],
                 sentences=[Sentence(row[1], row[2], SentenceKind(row[3]), row[4]) for row in sentence_rows],
@@ -456,6 +456,13 @@ class Segment:
         with self._lock:
             self._store.close()
         self._sentence_file.close()
+
+
+def _article(
+    doc_id: str, title: str, text: str, url: str | None, published: str | None, meta: str
+) -> Article:
+    values = {key: tuple(value) for key, value in json.loads(meta).items()}
+    return Article(doc_id, title, text, url, published, values)
 
 
 def _open_store(path: Path, documents: int) -> sqlite3.Connection:

@@ -4,20 +4,29 @@ The stored text is exactly the source text (no newline translation, no stripping
 so that every offset the service returns points into what the source holds.
 
 A bad file or line (invalid UTF-8, empty, too large, not JSON, no ``text``, a
-duplicate id) is reported by path and line and skipped, or, with ``strict``,
-fails the whole read: either way nothing half-read reaches an index.
+duplicate id, a ``published`` that is not an ISO 8601 date, a ``meta`` of the wrong
+shape) is reported by path and line and skipped, or, with ``strict``, fails the
+whole read: either way nothing half-read reaches an index.
+
+Metadata: a JSONL article may carry ``published`` and ``meta``, an object of
+strings or lists of strings (``{"section": "politics", "tags": ["g20", "syria"]}``).
+A text file may start with a front matter block of ``key: value`` lines between
+two ``---`` lines (``published: 2015-11-16``, ``section: politics``, ``tags: [g20,
+syria]``); the article's text is what follows the block, byte for byte.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from qa.errors import SourceError
-from qa.records import Article
+from qa.records import Article, Meta
 
 TEXT_SUFFIXES = frozenset({".txt", ".md"})
 JSONL_SUFFIX = ".jsonl"
@@ -35,7 +44,12 @@ class SourceReport:
 
 
 class _SkipError(Exception):
-    """A file or line that cannot become an article; the message says why."""
+    """A file or line that cannot become an article; the message says why, and
+    ``line`` where in a text file."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 def read_articles(source: Path, *, strict: bool = False) -> SourceReport:
@@ -79,12 +93,75 @@ def _read_file(path: Path) -> Iterator[tuple[str, Article | _SkipError]]:
         yield from _read_jsonl(path)
         return
     try:
-        text = _decode(_read_bytes(path), path)
+        text, published, meta = _front_matter(_decode(_read_bytes(path), path))
         if not text.strip():
             raise _SkipError("the file is empty")
-        yield str(path), Article(doc_id=path.stem, title=_title_of(text, path.suffix.lower()), text=text)
+        title = _title_of(text, path.suffix.lower())
+        yield str(path), Article(path.stem, title, text, published=published, meta=meta)
     except _SkipError as skip:
-        yield str(path), skip
+        yield (f"{path}:{skip.line}" if skip.line else str(path)), skip
+
+
+_FRONT_MATTER_LINE = re.compile(r"([A-Za-z_][\w.-]*)\s*:\s*(.*)")
+
+
+def _front_matter(text: str) -> tuple[str, str | None, Meta]:
+    """A text file's body, and the date and metadata of its front matter block, if any."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        return text, None, {}
+    published: str | None = None
+    meta: dict[str, object] = {}
+    for number, line in enumerate(lines[1:], start=2):
+        if line.strip() == "---":
+            return "".join(lines[number:]), published, _meta(meta)
+        if not line.strip():
+            continue
+        match = _FRONT_MATTER_LINE.fullmatch(line.strip())
+        if match is None:
+            raise _SkipError(f"front matter line is not 'key: value': {line.strip()!r}", number)
+        key, value = match.groups()
+        try:
+            if key == "published":
+                published = _published(value)
+            elif value.startswith("[") and value.endswith("]"):
+                meta[key] = [part.strip() for part in value[1:-1].split(",")]
+            else:
+                meta[key] = value
+            _meta(meta)
+        except _SkipError as skip:
+            raise _SkipError(str(skip), number) from skip
+    raise _SkipError("front matter block is not closed with '---'", 1)
+
+
+def _published(value: object) -> str | None:
+    """An ISO 8601 date or date-time (2015-11-16, 2015-11-16T10:30:00+02:00), as given."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _SkipError("'published' must be a string")
+    try:
+        datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise _SkipError(f"'published' is not an ISO 8601 date or date-time: {value!r}") from None
+    return value
+
+
+def _meta(value: object) -> Meta:
+    """Metadata: an object whose values are strings or non-empty lists of strings."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _SkipError("'meta' must be an object of strings or lists of strings")
+    meta: Meta = {}
+    for key, item in value.items():
+        values = [item] if isinstance(item, str) else item
+        if not key.strip() or not isinstance(values, list) or not values:
+            raise _SkipError(f"'meta' key {key!r} must hold a string or a non-empty list of strings")
+        if not all(isinstance(v, str) and v.strip() for v in values):
+            raise _SkipError(f"'meta' key {key!r} must hold non-empty strings")
+        meta[key] = tuple(values)
+    return meta
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -157,12 +234,11 @@ def _article_from_record(record: dict[str, Any]) -> Article:
     if not isinstance(text, str) or not text.strip():
         raise _SkipError("missing or empty 'text'")
     optional: dict[str, str | None] = {}
-    for name in ("title", "url", "published"):
+    for name in ("title", "url"):
         value = record.get(name)
         if value is not None and not isinstance(value, str):
             raise _SkipError(f"{name!r} must be a string")
         optional[name] = value
     title = optional["title"] or _title_of(text, ".txt")
-    return Article(
-        doc_id=doc_id, title=title, text=text, url=optional["url"], published=optional["published"]
-    )
+    published = _published(record.get("published"))
+    return Article(doc_id, title, text, optional["url"], published, _meta(record.get("meta")))

@@ -80,6 +80,7 @@ def test_search_returns_passages_with_exact_offsets(client: TestClient[Litestar]
 def test_document_and_health_and_openapi(client: TestClient[Litestar], service: QAService) -> None:
     document = client.get(f"/api/documents/{SAMPLE_DOC_ID}").json()
     assert document["text"] == service.document(SAMPLE_DOC_ID).text and document["url"] is None
+    assert document["meta"] == {} and document["published"] is None
     health = client.get("/healthz").json()
     assert health["status"] == "ok"
     assert health["index"]["model"] == "intfloat/multilingual-e5-small" and health["index"]["documents"] == 1

@@ -44,6 +44,24 @@ def test_folder_of_text_markdown_and_jsonl_keeps_the_exact_text(tmp_path: Path) 
             b'{"id": "a", "text": "t"}\n{"id": "a", "text": "u"}\n',
             r"x\.jsonl:2: duplicate document id 'a'",
         ),
+        (
+            "x.jsonl",
+            b'{"id": "a", "text": "t"}\n{"id": "b", "text": "t", "published": "16/11/2015"}\n',
+            r"x\.jsonl:2: 'published' is not an ISO 8601 date or date-time: '16/11/2015'",
+        ),
+        (
+            "x.jsonl",
+            b'{"id": "a", "text": "t"}\n{"id": "b", "text": "t", "meta": {"section": 3}}\n',
+            r"x\.jsonl:2: 'meta' key 'section' must hold a string or a non-empty list of strings",
+        ),
+        (
+            "x.jsonl",
+            b'{"id": "b", "text": "t", "meta": ["sport"]}\n',
+            r"x\.jsonl:1: 'meta' must be an object",
+        ),
+        ("fm.txt", b"---\npublished: 2015-13-40\n---\nbody", r"fm\.txt:2: 'published' is not an ISO 8601"),
+        ("fm.txt", b"---\nsection politics\n---\nbody", r"fm\.txt:2: front matter line is not 'key: value'"),
+        ("fm.txt", b"---\nsection: politics\n", r"fm\.txt:1: front matter block is not closed"),
     ],
 )
 def test_bad_sources_are_reported_by_path_and_line_then_skipped_or_fatal_when_strict(
@@ -81,3 +99,19 @@ def test_a_long_first_line_makes_a_title_cut_at_a_word(tmp_path: Path) -> None:
     title = read_articles(tmp_path).articles[0].title
     assert title.endswith("…") and len(title) <= 101
     assert line.startswith(title[:-1]) and line[len(title) - 1] == " "
+
+
+def test_metadata_from_jsonl_and_from_a_text_file_front_matter(tmp_path: Path) -> None:
+    record = {"id": "j", "text": "نص.", "published": "2015-11-16T10:30:00+02:00",
+              "meta": {"section": "politics", "tags": ["g20", "syria"]}}  # fmt: skip
+    (tmp_path / "a.jsonl").write_text(json.dumps(record, ensure_ascii=False) + "\n", "utf-8")
+    body = "عنوان الخبر\nنص الخبر.\n"
+    front = "---\npublished: 2015-11-16\nsection: sport\ntags: [football, final]\n---\n"
+    (tmp_path / "b.txt").write_text(front + body, "utf-8")
+    (tmp_path / "c.txt").write_text("--- not a block\nنص.", "utf-8")
+    jsonl, text, plain = read_articles(tmp_path, strict=True).articles
+    assert jsonl.published == "2015-11-16T10:30:00+02:00"
+    assert jsonl.meta == {"section": ("politics",), "tags": ("g20", "syria")}
+    assert text.text == body and text.title == "عنوان الخبر" and text.published == "2015-11-16"
+    assert text.meta == {"section": ("sport",), "tags": ("football", "final")}
+    assert plain.text == "--- not a block\nنص." and plain.meta == {} and plain.published is None
