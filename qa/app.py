@@ -11,6 +11,7 @@ mapped to status codes here and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hmac
 import html
 import json
@@ -27,6 +28,7 @@ from string import Template
 from typing import Annotated, Any, TypeVar
 
 import anyio
+import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
@@ -59,6 +61,7 @@ from qa.errors import (
     RequestTimeoutError,
     UnauthorizedError,
 )
+from qa.filters import MAX_FILTER_KEYS, MAX_FILTER_VALUES, Filters, parse_filters
 from qa.records import Answer, AnswerMode, AnswerPiece, Citation, Passage, RemovedSentence, Timings, Turn
 from qa.service import MAX_HISTORY_ANSWER_CHARS, Asked, LiveService, QAService
 
@@ -93,10 +96,30 @@ class HistoryTurn:
     answer: Annotated[str, KwargDefinition(max_length=MAX_HISTORY_ANSWER_CHARS)] = ""
 
 
+class FiltersRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Only passages of the articles these allow: published within the dates
+    (inclusive; an article without a date never matches), among ``doc_ids``, and with
+    one of the listed values of every ``meta`` key."""
+
+    published_from: datetime.date | None = None
+    published_to: datetime.date | None = None
+    doc_ids: Annotated[list[str], msgspec.Meta(max_length=MAX_FILTER_VALUES)] = msgspec.field(
+        default_factory=list
+    )
+    meta: Annotated[
+        dict[str, Annotated[list[str], msgspec.Meta(max_length=MAX_FILTER_VALUES)]],
+        msgspec.Meta(max_length=MAX_FILTER_KEYS),
+    ] = msgspec.field(default_factory=dict)
+
+    def parsed(self) -> Filters:
+        return parse_filters(self.published_from, self.published_to, self.doc_ids, dict(self.meta))
+
+
 @dataclass(frozen=True)
 class AskRequest:
     question: Question
     k: K | None = None
+    filters: FiltersRequest | None = None
     # The earlier turns of this conversation, most recent last: each a question, or
     # a question with its answer (a model configured sees the answers too).
     history: Annotated[
@@ -220,7 +243,8 @@ async def ask(data: JSONBody[AskRequest], state: State) -> AskResponse:
     """
     started = time.perf_counter()
     service = _service(state)
-    asked = await _in_time(state, lambda: service.retrieve(data.question, data.k, data.turns()))
+    filters = data.filters.parsed() if data.filters else None
+    asked = await _in_time(state, lambda: service.retrieve(data.question, data.k, data.turns(), filters))
     if service.writer is None:
         answer = await _in_time(state, lambda: service.extractive(asked))
     else:
@@ -245,7 +269,8 @@ async def ask_stream(data: JSONBody[AskRequest], state: State) -> ServerSentEven
     """
     started = time.perf_counter()
     service = _service(state)
-    asked = await _in_time(state, lambda: service.retrieve(data.question, data.k, data.turns()))
+    filters = data.filters.parsed() if data.filters else None
+    asked = await _in_time(state, lambda: service.retrieve(data.question, data.k, data.turns(), filters))
     if service.writer is None:
         answer = await _in_time(state, lambda: service.extractive(asked))
         return ServerSentEvent(_quoted_events(answer, started))
@@ -316,13 +341,30 @@ def answer_pieces(answer: str, words: int = STREAM_WORDS) -> list[str]:
 @get("/api/search", responses=_errors(400, 429, 503))
 async def search(
     state: State,
+    request: Request[Any, Any, Any],
     q: Annotated[str, QueryParameter(**QUESTION_RULES)],
     k: Annotated[int | None, QueryParameter(**K_RULES)] = None,
+    published_from: Annotated[
+        datetime.date | None, QueryParameter(description="Earliest publication date, YYYY-MM-DD.")
+    ] = None,
+    published_to: Annotated[
+        datetime.date | None, QueryParameter(description="Latest publication date, YYYY-MM-DD.")
+    ] = None,
+    doc_id: Annotated[
+        list[str] | None, QueryParameter(description="Only these documents (repeat it).", max_items=100)
+    ] = None,
 ) -> SearchResponse:
-    """The passages most relevant to ``q``, best first."""
+    """The passages most relevant to ``q``, best first. Filters: ``published_from``,
+    ``published_to``, repeated ``doc_id``, and repeated ``meta.KEY=VALUE`` (values of
+    one key are alternatives; everything else must all hold)."""
     started = time.perf_counter()
     service = _service(state)
-    passages = await _in_time(state, lambda: service.search(q, k))
+    meta: dict[str, list[str]] = {}
+    for name, value in request.query_params.multi_items():
+        if name.startswith("meta."):
+            meta.setdefault(name.removeprefix("meta."), []).append(value)
+    filters = parse_filters(published_from, published_to, doc_id or [], meta)
+    passages = await _in_time(state, lambda: service.search(q, k, filters))
     return SearchResponse(
         query=q, results=list(passages), took_ms=round((time.perf_counter() - started) * 1000, 1)
     )
@@ -568,7 +610,7 @@ def create_app(
             exclude=["/healthz", "/widget.js", "/schema", "/documents"],
         )
         middleware.append(rate_limit.middleware)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             ask,
             ask_stream,
@@ -592,3 +634,9 @@ def create_app(
         openapi_config=OpenAPIConfig(title="News archive QA", version=__version__, path="/schema"),
         debug=False,
     )
+    # An unknown filter field is refused (msgspec's forbid_unknown_fields); Litestar's
+    # schema does not say so by itself.
+    components = app.openapi_schema.components.schemas or {}
+    if "FiltersRequest" in components:
+        components["FiltersRequest"].additional_properties = False
+    return app

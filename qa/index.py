@@ -47,6 +47,7 @@ from qa import __version__
 from qa.config import IndexSettings
 from qa.embed import Vectors
 from qa.errors import BuildLockedError, IndexMismatchError, IndexUnavailableError, NotFoundError
+from qa.filters import Filters
 from qa.lexical import Scores, lookup
 from qa.records import Article, Chunk, Manifest, SegmentInfo, Sentence
 from qa.segment import IndexedDocument, Segment, SegmentWriter, fsync_tree, indexed_document
@@ -335,6 +336,10 @@ def read_manifest(path: Path) -> Manifest:
         raise IndexUnavailableError(f"{manifest_path}: unreadable manifest ({exc})") from exc
 
 
+# The chunk rows of each segment a filter allows, in the order of Index.views.
+Allowed = list[npt.NDArray[np.int64]]
+
+
 class SegmentView:
     """A segment as one version serves it: its id bases and its deleted rows."""
 
@@ -368,7 +373,9 @@ class LexicalScores:
     """BM25 of a question against every live chunk of a version, and against the
     sentences of the chunks asked about."""
 
-    def __init__(self, views: Sequence[SegmentView], query_tokens: Sequence[str]) -> None:
+    def __init__(
+        self, views: Sequence[SegmentView], query_tokens: Sequence[str], allowed: Allowed | None = None
+    ) -> None:
         self._views = views
         chunk_query = lookup(
             [v.segment.chunk_lexical for v in views], [v.chunk_mask for v in views], query_tokens
@@ -379,6 +386,8 @@ class LexicalScores:
         self.coverage = chunk_query.coverage
         self._chunks = [_masked(v.segment.chunk_lexical.scores(chunk_query.postings[i], chunk_query.idf),
                                 v.deleted_chunks) for i, v in enumerate(views)]  # fmt: skip
+        if allowed is not None:  # a filter: only its rows score
+            self._chunks = [_kept(scores, rows) for scores, rows in zip(self._chunks, allowed, strict=True)]
         self.chunk_max = max((float(s.max()) for s in self._chunks if s.size), default=0.0)
         self._chunk_bases = [v.info.chunk_base for v in views]
         self._sentence_bases = [v.info.sentence_base for v in views]
@@ -414,6 +423,12 @@ class LexicalScores:
         return [
             scores[np.searchsorted(wanted, first) : np.searchsorted(wanted, stop)] for first, stop in ranges
         ]
+
+
+def _kept(scores: Scores, rows: npt.NDArray[np.int64]) -> Scores:
+    kept = np.zeros_like(scores)
+    kept[rows] = scores[rows]
+    return kept
 
 
 def _masked(scores: Scores, deleted: npt.NDArray[np.int64]) -> Scores:
@@ -535,19 +550,31 @@ class Index:
             similarities.append(float(view.segment.chunk_vectors([row])[0] @ query))
         return similarities
 
-    def search(self, query: Vectors, limit: int) -> list[tuple[int, float]]:
-        """Chunk ids and inner-product scores of the ``limit`` nearest live chunks."""
+    def allowed(self, filters: Filters) -> Allowed:
+        """The chunk rows of each segment that live documents matching ``filters`` hold."""
+        return [
+            view.segment.document_table.allowed_chunks(filters, sorted(view.deleted)) for view in self.views
+        ]
+
+    def search(self, query: Vectors, limit: int, allowed: Allowed | None = None) -> list[tuple[int, float]]:
+        """Chunk ids and inner-product scores of the ``limit`` nearest live chunks (of
+        the ``allowed`` rows of each segment, for a filter)."""
         found: list[tuple[float, int]] = []
-        for view in self.views:
-            if view.info.chunks:
+        for position, view in enumerate(self.views):
+            if allowed is not None:
+                scores, rows = view.segment.search_rows(query, limit, allowed[position])
+            elif view.info.chunks:
                 scores, rows = view.segment.search(query, limit, view.allowed)
+            else:
+                continue
+            if rows.size:
                 found.extend(
                     (-float(s), view.info.chunk_base + int(r)) for s, r in zip(scores, rows, strict=True)
                 )
         return [(chunk_id, -negative) for negative, chunk_id in sorted(found)[:limit]]
 
-    def lexical(self, query_tokens: Sequence[str]) -> LexicalScores:
-        return LexicalScores(self.views, query_tokens)
+    def lexical(self, query_tokens: Sequence[str], allowed: Allowed | None = None) -> LexicalScores:
+        return LexicalScores(self.views, query_tokens, allowed)
 
     def disk_problem(self) -> str | None:
         """What changed in this version's files on disk since it was opened, if anything:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qa.embed import Embedder, Vectors
+from qa.filters import Filters
 from qa.index import Index
 from qa.normalize import tokens
 from qa.records import Article, Passage
@@ -56,12 +57,14 @@ class Retriever:
         self.index = index
         self.embedder = embedder
 
-    def retrieve(self, question: str, k: int) -> Retrieval:
-        """The ``k`` best passages for ``question``, best first."""
+    def retrieve(self, question: str, k: int, filters: Filters | None = None) -> Retrieval:
+        """The ``k`` best passages for ``question``, best first; with ``filters``, only
+        passages of the articles they allow (k of them whenever k exist)."""
         index = self.index
         query_vector = self.embedder.embed_queries([question])[0]
-        lexical = index.lexical(tokens(question))
-        dense = dict(index.search(query_vector, max(CANDIDATES, k)))
+        allowed = index.allowed(filters) if filters is not None and not filters.empty else None
+        lexical = index.lexical(tokens(question), allowed)
+        dense = dict(index.search(query_vector, max(CANDIDATES, k), allowed))
         candidates = sorted(set(dense) | set(lexical.top(max(CANDIDATES, k))))
         missing = [chunk_id for chunk_id in candidates if chunk_id not in dense]
         if missing:

@@ -20,6 +20,7 @@ processes that serve the same segment share its pages.
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import math
 import os
@@ -40,9 +41,10 @@ from qa.chunk import embedding_text
 from qa.config import IndexSettings
 from qa.embed import Vectors
 from qa.errors import IndexUnavailableError
+from qa.filters import DocumentTable
 from qa.lexical import LexicalSegment, LexicalWriter
 from qa.normalize import tokens
-from qa.records import Article, Chunk, Sentence, SentenceKind
+from qa.records import Article, Chunk, Meta, Sentence, SentenceKind
 
 SEGMENT_META = "segment.json"
 STORE = "store.sqlite"
@@ -58,6 +60,8 @@ MIN_VECTORS_PER_LIST = 39
 # Training vectors a list: more adds training time for no measurable recall here.
 TRAINING_VECTORS_PER_LIST = 64
 _ADD_BATCH = 65536
+# A filter that allows at most this many rows of a segment is searched by an exact scan.
+EXACT_SCAN_ROWS = 20000
 
 _SCHEMA = """
 CREATE TABLE documents (
@@ -363,6 +367,38 @@ class Segment:
         keep = rows[0] >= 0
         return scores[0][keep], rows[0][keep]
 
+    def search_rows(
+        self, query: Vectors, limit: int, rows: npt.NDArray[np.int64]
+    ) -> tuple[Vectors, npt.NDArray[np.int64]]:
+        """Scores and rows of the ``limit`` nearest chunks among ``rows`` (sorted).
+
+        A few allowed rows are scanned exactly: cheaper than a search that skips
+        nearly every row, and never short. Otherwise the index searches with the
+        rows as its selector, and an approximate search that found fewer than it
+        could (the allowed rows lie in lists it did not probe) is done exactly.
+        """
+        wanted = min(limit, rows.size)
+        if rows.size > EXACT_SCAN_ROWS:
+            bitmap = np.zeros(self.stats.chunks, dtype=bool)
+            bitmap[rows] = True
+            packed = np.packbits(bitmap, bitorder="little")
+            selector = faiss.IDSelectorBitmap(self.stats.chunks, faiss.swig_ptr(packed))
+            scores, found = self.search(query, limit, selector)
+            if found.size >= wanted:
+                return scores, found
+        similarities = self.chunk_vectors(list(rows)) @ query
+        best = np.argsort(-similarities, kind="stable")[:wanted]
+        return similarities[best], rows[best]
+
+    @functools.cached_property
+    def document_table(self) -> DocumentTable:
+        """The documents' dates and metadata, for filters (read once, on first use)."""
+        documents = self._query("SELECT doc_id, published, meta FROM documents ORDER BY rowid", ())
+        table = [(doc_id, published, _meta(meta)) for doc_id, published, meta in documents]
+        ordinal = {doc_id: n for n, (doc_id, _, _) in enumerate(table)}
+        chunk_docs = self._query("SELECT doc_id FROM chunks ORDER BY chunk_id", ())
+        return DocumentTable(table, np.array([ordinal[row[0]] for row in chunk_docs], dtype=np.int64))
+
     def sentence_vectors(self, first: int, stop: int) -> Vectors:
         """The vectors of sentence rows ``first`` up to ``stop``, as float32."""
         row_bytes = 2 * self.stats.dimension
@@ -461,8 +497,11 @@ class Segment:
 def _article(
     doc_id: str, title: str, text: str, url: str | None, published: str | None, meta: str
 ) -> Article:
-    values = {key: tuple(value) for key, value in json.loads(meta).items()}
-    return Article(doc_id, title, text, url, published, values)
+    return Article(doc_id, title, text, url, published, _meta(meta))
+
+
+def _meta(stored: str) -> Meta:
+    return {key: tuple(values) for key, values in json.loads(stored).items()}
 
 
 def _open_store(path: Path, documents: int) -> sqlite3.Connection:

@@ -20,6 +20,7 @@ from qa.answerability import AnswerabilityModel
 from qa.config import Settings
 from qa.embed import Embedder, make_embedder
 from qa.errors import InvalidRequestError, LLMError, QAError
+from qa.filters import Filters
 from qa.generate import AnswerWriter
 from qa.index import Index, load_index
 from qa.records import Answer, AnswerPiece, Article, Passage, Turn
@@ -109,12 +110,19 @@ class QAService:
         """
         return self.extractive(self.retrieve(question, k, history))
 
-    def retrieve(self, question: str, k: int | None = None, history: Sequence[str | Turn] = ()) -> Asked:
-        """Check the request and retrieve its passages; InvalidRequestError if it is wrong."""
+    def retrieve(
+        self,
+        question: str,
+        k: int | None = None,
+        history: Sequence[str | Turn] = (),
+        filters: Filters | None = None,
+    ) -> Asked:
+        """Check the request and retrieve its passages (of the articles ``filters``
+        allow); InvalidRequestError if it is wrong."""
         question = self._checked_question(question)
         turns = tuple(Turn(t) if isinstance(t, str) else t for t in self._checked_history(history))
         query = contextual_query(question, [t.question for t in turns])
-        return Asked(question, turns, self.retriever.retrieve(query, self._checked_k(k)))
+        return Asked(question, turns, self.retriever.retrieve(query, self._checked_k(k), filters))
 
     def extractive(self, asked: Asked) -> Answer:
         return self.answerer.answer(asked.question, asked.retrieval)
@@ -171,9 +179,9 @@ class QAService:
         logger.warning("written answer failed, answering with quotes: %s", exc)
         return await self._quoted(asked, str(exc))
 
-    def search(self, query: str, k: int | None = None) -> tuple[Passage, ...]:
+    def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> tuple[Passage, ...]:
         query = self._checked_question(query)
-        return self.retriever.retrieve(query, self._checked_k(k)).passages
+        return self.retriever.retrieve(query, self._checked_k(k), filters).passages
 
     def document(self, doc_id: str) -> Article:
         return self.index.document(doc_id)

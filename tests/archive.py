@@ -9,6 +9,7 @@ Run as a module it builds or updates an index, for tests that kill it midway:
 from __future__ import annotations
 
 import argparse
+import datetime
 import functools
 import hashlib
 from collections.abc import Iterator
@@ -28,6 +29,9 @@ SENTENCES_PER_CHUNK = 3
 WORDS_PER_SENTENCE = 6
 CLUSTERS = 200
 _LETTERS = "ابتثجحخدذرزسشصضطظعغفقكلمنهوي"
+
+
+SECTIONS = ("politics", "sport", "economy", "culture", "science")
 
 
 def vocabulary(size: int = 5000, seed: int = 7) -> list[str]:
@@ -74,7 +78,13 @@ def generated_document(number: int, revision: int = 0, words: list[str] | None =
             text += sentence
         chunks.append(Chunk(doc_id, chunk_start + (1 if c else 0), len(text), title))
     chunk_vectors, sentence_vectors = article_vectors(doc_id, revision)
-    article = Article(doc_id, title, text)
+    # A date and metadata for the filter tests: a day of 2015 and two keys.
+    published = (datetime.date(2015, 1, 1) + datetime.timedelta(days=number % 365)).isoformat()
+    meta: dict[str, tuple[str, ...]] = {
+        "section": (SECTIONS[number % len(SECTIONS)],),
+        "source": ("wire" if number % 3 == 0 else "desk",),
+    }
+    article = Article(doc_id, title, text, published=published, meta=meta)
     digest = hashlib.sha256(f"{doc_id}/{revision}".encode()).hexdigest()
     return indexed_document(article, digest, chunks, sentences, chunk_vectors, sentence_vectors)
 

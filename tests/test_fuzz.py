@@ -1,5 +1,6 @@
 """schemathesis against the live OpenAPI schema: no server error, no response off-schema."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(sample_index
                 "--checks", "all", "--max-examples", "40", "--seed", "20261129", "--no-color",
             ],
             capture_output=True, text=True, timeout=900,
+            env={**os.environ, "SCHEMATHESIS_HOOKS": str(Path(__file__).with_name("schemathesis_hooks.py"))},
         )  # fmt: skip
     finally:
         server.stop()
