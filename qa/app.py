@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from string import Template
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 import msgspec
@@ -353,6 +353,10 @@ async def search(
     doc_id: Annotated[
         list[str] | None, QueryParameter(description="Only these documents (repeat it).", max_items=100)
     ] = None,
+    sort: Annotated[
+        Literal["relevance", "newest"],
+        QueryParameter(description="relevance (default), or newest: the same results, newest article first."),
+    ] = "relevance",
 ) -> SearchResponse:
     """The passages most relevant to ``q``, best first. Filters: ``published_from``,
     ``published_to``, repeated ``doc_id``, and repeated ``meta.KEY=VALUE`` (values of
@@ -364,7 +368,7 @@ async def search(
         if name.startswith("meta."):
             meta.setdefault(name.removeprefix("meta."), []).append(value)
     filters = parse_filters(published_from, published_to, doc_id or [], meta)
-    passages = await _in_time(state, lambda: service.search(q, k, filters))
+    passages = await _in_time(state, lambda: service.search(q, k, filters, newest=sort == "newest"))
     return SearchResponse(
         query=q, results=list(passages), took_ms=round((time.perf_counter() - started) * 1000, 1)
     )

@@ -15,10 +15,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qa.config import Settings, load_settings
 from qa.errors import ConfigError, QAError
+
+if TYPE_CHECKING:
+    from qa.filters import Filters
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     ask.add_argument("-k", type=int, help="passages to retrieve (setting retrieval.default_k)")
     ask.add_argument("--json", action="store_true", help="print the answer as JSON")
+    add_filter_arguments(ask)
     ask.set_defaults(run=_ask)
 
     evaluate = commands.add_parser(
@@ -115,6 +119,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="published_from", help="only articles published on or after this date")
+    parser.add_argument("--to", dest="published_to", help="only articles published on or before this date")
+    parser.add_argument(
+        "--meta",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only articles with this metadata value (repeat it: values of one key are alternatives)",
+    )
+
+
+def _filters(args: argparse.Namespace) -> Filters | None:
+    """The filters of --from, --to and --meta, or None when none is given."""
+    from qa.filters import parse_filters
+
+    meta: dict[str, list[str]] = {}
+    for item in args.meta:
+        key, separator, value = item.partition("=")
+        if not separator or not key or not value:
+            raise ConfigError(f"--meta {item!r}: expected KEY=VALUE")
+        meta.setdefault(key, []).append(value)
+    filters = parse_filters(args.published_from, args.published_to, (), meta)
+    return None if filters.empty else filters
+
+
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", type=Path, required=True, help="articles to index (.jsonl or folder)")
     parser.add_argument(
@@ -149,6 +179,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     for name, help_text in EVAL_FLOORS.items():
         parser.add_argument(f"--min-{name.replace('_', '-')}", type=float, help=help_text)
     parser.add_argument("--max-p50-ms", type=float, help="fail if the median latency is above this")
+    add_filter_arguments(parser)
 
 
 EVAL_FLOORS = {
@@ -273,7 +304,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     async def answer_once() -> Answer:
         # Written when a model is configured, else quoted: the path of POST /api/ask.
         try:
-            return await service.written(service.retrieve(args.question, args.k))
+            return await service.written(service.retrieve(args.question, args.k, filters=_filters(args)))
         finally:
             await service.aclose()
 
@@ -341,7 +372,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         held_back = service.answerability.is_held_back
         questions = [q for q in questions if held_back(q.qid, q.doc_id) == (args.part == "held-back")]
     print(f"{len(questions)} questions ({args.part} part)", file=sys.stderr)
-    report = evaluate(service, questions, k=args.k, written=args.llm)
+    report = evaluate(service, questions, k=args.k, written=args.llm, filters=_filters(args))
     print(report.table())
     if args.json_out:
         args.json_out.write_text(json.dumps(dataclasses.asdict(report), indent=2) + "\n")

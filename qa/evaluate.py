@@ -19,6 +19,7 @@ import anyio
 
 from qa.answer import Answerer, asks_in_arabic
 from qa.errors import SourceError
+from qa.filters import Filters
 from qa.normalize import normalize
 from qa.records import Answer, AnswerMode
 from qa.service import QAService
@@ -205,7 +206,12 @@ def load_questions(path: Path, lang: str, *, limit: int | None = None) -> list[E
 
 
 def evaluate(
-    service: QAService, questions: Sequence[EvalQuestion], *, k: int = 5, written: bool = False
+    service: QAService,
+    questions: Sequence[EvalQuestion],
+    *,
+    k: int = 5,
+    written: bool = False,
+    filters: Filters | None = None,
 ) -> EvalReport:
     """Ask every question through the service and score the answers.
 
@@ -224,7 +230,7 @@ def evaluate(
         results = []
         for question in questions:
             started = time.perf_counter()
-            asked = service.retrieve(question.question, k)
+            asked = service.retrieve(question.question, k, filters=filters)
             answer = await service.written(asked) if written else service.extractive(asked)
             results.append((answer, (time.perf_counter() - started) * 1000))
             best_is_right.append(answer_is_right(unrefused.answer(asked.question, asked.retrieval), question))

@@ -20,7 +20,7 @@ from qa.answerability import AnswerabilityModel
 from qa.config import Settings
 from qa.embed import Embedder, make_embedder
 from qa.errors import InvalidRequestError, LLMError, QAError
-from qa.filters import Filters
+from qa.filters import Filters, day_number
 from qa.generate import AnswerWriter
 from qa.index import Index, load_index
 from qa.records import Answer, AnswerPiece, Article, Passage, Turn
@@ -179,9 +179,18 @@ class QAService:
         logger.warning("written answer failed, answering with quotes: %s", exc)
         return await self._quoted(asked, str(exc))
 
-    def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> tuple[Passage, ...]:
+    def search(
+        self, query: str, k: int | None = None, filters: Filters | None = None, *, newest: bool = False
+    ) -> tuple[Passage, ...]:
+        """The ``k`` passages most relevant to ``query``; with ``newest``, those same
+        passages ordered by their articles' publication day, newest first (relevance
+        breaks ties, and articles without a date come last)."""
         query = self._checked_question(query)
-        return self.retriever.retrieve(query, self._checked_k(k), filters).passages
+        passages = self.retriever.retrieve(query, self._checked_k(k), filters).passages
+        if not newest:
+            return passages
+        days = {p.doc_id: day_number(self.index.document(p.doc_id).published) for p in passages}
+        return tuple(sorted(passages, key=lambda p: (-days[p.doc_id], -p.score)))
 
     def document(self, doc_id: str) -> Article:
         return self.index.document(doc_id)

@@ -18,6 +18,7 @@ from litestar.testing import TestClient
 import qa.segment
 from qa.app import create_app
 from qa.build import build_index
+from qa.cli import main
 from qa.config import IndexSettings, Settings
 from qa.embed import Embedder
 from qa.errors import InvalidRequestError
@@ -141,10 +142,10 @@ def test_invalid_filters_name_the_problem(values: dict[str, object], message: st
 
 
 @pytest.fixture(scope="module")
-def sectioned_client(
+def sectioned_settings(
     tmp_path_factory: pytest.TempPathFactory, base_settings: Settings, embedder: Embedder
-) -> Iterator[TestClient[Litestar]]:
-    """The API over 6 dev articles, each given a section and a date."""
+) -> Settings:
+    """An index of 6 dev articles, each given a section and a date."""
     folder = tmp_path_factory.mktemp("sectioned")
     lines = DEV_CORPUS.read_text("utf-8").splitlines()[:6]
     records = []
@@ -156,7 +157,13 @@ def sectioned_client(
     (folder / "corpus.jsonl").write_text("\n".join(records) + "\n", "utf-8")
     settings = base_settings.replace({"index.path": folder / "idx"})
     build_index(folder / "corpus.jsonl", folder / "idx", settings, embedder, progress=False)
-    with TestClient(app=create_app(settings, service=QAService.open(settings, embedder=embedder))) as client:
+    return settings
+
+
+@pytest.fixture(scope="module")
+def sectioned_client(sectioned_settings: Settings, embedder: Embedder) -> Iterator[TestClient[Litestar]]:
+    service = QAService.open(sectioned_settings, embedder=embedder)
+    with TestClient(app=create_app(sectioned_settings, service=service)) as client:
         yield client
 
 
@@ -214,3 +221,28 @@ def test_invalid_filters_get_a_400_naming_the_problem(
     assert (
         search.status_code == 400 and "published_to: Invalid RFC3339 encoded date" in search.json()["detail"]
     )
+
+
+def test_search_newest_first_orders_the_same_results_by_date(sectioned_client: TestClient[Litestar]) -> None:
+    params: dict[str, str | int] = {"q": "من هو", "k": 6}
+    relevant = sectioned_client.get("/api/search", params=params).json()["results"]
+    newest = sectioned_client.get("/api/search", params={**params, "sort": "newest"}).json()["results"]
+    assert sorted(r["chunk_id"] for r in newest) == sorted(r["chunk_id"] for r in relevant)
+    days = [int(r["doc_id"][-3:]) for r in newest]  # arcd-00N was published on 2015-11-(9 + N)
+    assert days == sorted(days, reverse=True) and len(set(days)) > 1
+    bad = sectioned_client.get("/api/search", params={**params, "sort": "oldest"})
+    assert bad.status_code == 400
+
+
+def test_the_cli_asks_within_filters_and_refuses_a_bad_one(
+    sectioned_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index = str(sectioned_settings.index.path)
+    ask = ["ask", "--index", index, "--json", "متى ولد؟", "--meta", "section=places", "--to", "2015-11-14"]
+    assert main(ask) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["passages"] and {p["doc_id"] for p in answer["passages"]} <= {"arcd-002", "arcd-004"}
+    assert main(["ask", "--index", index, "x", "--meta", "section"]) == 1
+    assert "--meta 'section': expected KEY=VALUE" in capsys.readouterr().err
+    assert main(["ask", "--index", index, "x", "--from", "2015-11-20", "--to", "2015-11-01"]) == 1
+    assert "is after published_to" in capsys.readouterr().err
