@@ -103,8 +103,11 @@ class DocumentTable:
         # The document ordinal of each chunk row.
         self.chunk_documents = chunk_documents
 
-    def allowed_chunks(self, filters: Filters, deleted: Sequence[str]) -> npt.NDArray[np.int64]:
-        """The sorted chunk rows of the live documents that match ``filters``."""
+    def allowed_chunks(
+        self, filters: Filters, deleted_chunks: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int64]:
+        """The sorted chunk rows of the documents that match ``filters``, less the
+        ``deleted_chunks`` rows (those of documents later versions replaced or removed)."""
         allowed = np.ones(len(self.days), dtype=bool)
         if filters.published_from or filters.published_to:
             allowed &= self.days != _NO_DATE
@@ -121,5 +124,6 @@ class DocumentTable:
             for value in values:
                 chosen[self.postings.get((key, value), [])] = True
             allowed &= chosen
-        allowed[[self.ordinal[d] for d in deleted if d in self.ordinal]] = False
-        return np.flatnonzero(allowed[self.chunk_documents]).astype(np.int64)
+        rows = allowed[self.chunk_documents]
+        rows[deleted_chunks] = False
+        return np.flatnonzero(rows).astype(np.int64)

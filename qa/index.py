@@ -553,7 +553,7 @@ class Index:
     def allowed(self, filters: Filters) -> Allowed:
         """The chunk rows of each segment that live documents matching ``filters`` hold."""
         return [
-            view.segment.document_table.allowed_chunks(filters, sorted(view.deleted)) for view in self.views
+            view.segment.document_table.allowed_chunks(filters, view.deleted_chunks) for view in self.views
         ]
 
     def search(self, query: Vectors, limit: int, allowed: Allowed | None = None) -> list[tuple[int, float]]:

@@ -189,7 +189,8 @@ class QAService:
         passages = self.retriever.retrieve(query, self._checked_k(k), filters).passages
         if not newest:
             return passages
-        days = {p.doc_id: day_number(self.index.document(p.doc_id).published) for p in passages}
+        # Several passages often come from one article: read each article once.
+        days = {d: day_number(self.index.document(d).published) for d in {p.doc_id for p in passages}}
         return tuple(sorted(passages, key=lambda p: (-days[p.doc_id], -p.score)))
 
     def document(self, doc_id: str) -> Article:
