@@ -71,6 +71,17 @@ HOSTILE_TEXT = (
     "وأضاف المتحدث أن الوسم <script>window.__pwned=2</script> لا يعمل أبدا داخل المقالات.\n"
     "وافتتحت البلدية مكتبة عامة جديدة في وسط المدينة يوم الأحد."
 )
+# A sports report from Antalya beside the sample article (the G20 summit in Antalya):
+# the two are in different sections.
+SPORT_ID = "antalya-friendly"
+SPORT_TITLE = "تركيا تفوز على روسيا وديا في أنطاليا"
+SPORT_TEXT = (
+    "فاز منتخب تركيا لكرة القدم على منتخب روسيا بهدفين مقابل هدف في مباراة ودية أقيمت في "
+    "مدينة أنطاليا مساء الثلاثاء. "
+    "وسجل المهاجم أردا توران هدف الفوز لمنتخب تركيا في الدقيقة الثمانين من المباراة.\n"
+    "وقال مدرب المنتخب التركي إن الفوز يمنح اللاعبين ثقة كبيرة قبل بطولة أمم أوروبا."
+)
+SPORT_QUESTION = "من سجل هدف الفوز في مباراة تركيا وروسيا؟"
 HOSTILE_QUESTION = 'ماذا قال المتحدث الرسمي عن الوسم؟ <img src=x onerror="window.__pwned=4">'
 
 
@@ -184,6 +195,33 @@ def hostile_server(
     index = folder / "index"
     build_index(source, index, sample_settings.replace({"index.path": index}), embedder, progress=False)
     return start_server(index)
+
+
+@pytest.fixture(scope="module")
+def sectioned_server(
+    start_server: Callable[..., Server],
+    tmp_path_factory: pytest.TempPathFactory,
+    sample_settings: Settings,
+    embedder: Embedder,
+    allowed_host: HostPages,
+) -> Server:
+    """The sample article in section "world", a sports report from the same city in "sport"."""
+    folder = tmp_path_factory.mktemp("sections")
+    sample = (REPO / "corpus" / f"{SAMPLE_DOC_ID}.txt").read_text("utf-8")
+    articles = [
+        {
+            "id": SAMPLE_DOC_ID,
+            "title": "قمة العشرين في أنطاليا",
+            "text": sample,
+            "meta": {"section": "world"},
+        },
+        {"id": SPORT_ID, "title": SPORT_TITLE, "text": SPORT_TEXT, "meta": {"section": "sport"}},
+    ]
+    source = folder / "articles.jsonl"
+    source.write_text("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in articles), encoding="utf-8")
+    index = folder / "index"
+    build_index(source, index, sample_settings.replace({"index.path": index}), embedder, progress=False)
+    return start_server(index, cors=(allowed_host.origin,))
 
 
 def api_ask(server: Server, question: str, **extra: Any) -> dict[str, Any]:
@@ -706,3 +744,90 @@ def test_a_written_answer_shows_its_markers_in_the_text_and_goes_back_with_the_f
         finally:
             server.stop()
     tab.assert_no_errors()
+
+
+def ask_scoped_widget(
+    tab: Tab, server: Server, host: HostPages, filters: str, question: str
+) -> tuple[Locator, list[Any]]:
+    """Open a page whose widget has ``data-filters=filters`` and ask ``question``: the
+    answer (done or failed), and the bodies the widget posted to the service."""
+    url = host.put(
+        f"/scoped-{len(host.pages)}.html", host_page(f"{server.base}/widget.js", filters=filters, open="true")
+    )
+    posted: list[Any] = []
+    tab.page.on(
+        "request", lambda r: posted.append(r.post_data_json) if r.url.endswith("/api/ask/stream") else None
+    )
+    tab.page.goto(url)
+    tab.page.locator("[data-qa-input]").fill(question)
+    tab.page.locator("[data-qa-input]").press("Enter")
+    answer = tab.answers().nth(0)
+    answer.and_(tab.page.locator("[data-qa-state=done], [data-qa-state=error]")).wait_for()
+    return answer, posted
+
+
+def cited_documents(answer: Locator) -> list[str]:
+    """The documents of an answer's citations, each opened in turn: by its link to the article."""
+    documents = []
+    markers = answer.locator("[data-qa-citation]")
+    for n in range(markers.count()):
+        markers.nth(n).click()
+        link = answer.locator("[data-qa-document-link]").last.get_attribute("href") or ""
+        documents.append(link.split("/documents/")[1].split("?")[0])
+    return documents
+
+
+def test_a_widget_scoped_by_data_filters_answers_only_from_its_section(
+    tab: Tab, sectioned_server: Server, allowed_host: HostPages
+) -> None:
+    # Unscoped, the question is answered from the sports report ...
+    unscoped = api_ask(sectioned_server, SPORT_QUESTION)
+    assert unscoped["found"] and {c["doc_id"] for c in unscoped["citations"]} == {SPORT_ID}
+    # ... and so it is by a widget scoped to sport,
+    sport, posted = ask_scoped_widget(
+        tab, sectioned_server, allowed_host, '{"meta": {"section": ["sport"]}}', SPORT_QUESTION
+    )
+    assert sport.get_attribute("data-qa-state") == "done"
+    assert posted == [{"question": SPORT_QUESTION, "filters": {"meta": {"section": ["sport"]}}}]
+    assert set(cited_documents(sport)) == {SPORT_ID}
+    assert "أردا توران" in (sport.locator("[data-qa-answer-text]").text_content() or "")
+    # ... but a widget scoped to world news never sees it: its passages and any
+    # citation come from the summit's article alone.
+    world, _ = ask_scoped_widget(
+        tab, sectioned_server, allowed_host, '{"meta": {"section": ["world"]}}', SPORT_QUESTION
+    )
+    assert world.get_attribute("data-qa-state") == "done"
+    assert "in 1 article" in (world.locator(".status").text_content() or "")
+    assert set(cited_documents(world)) <= {SAMPLE_DOC_ID}
+    assert "أردا" not in (world.locator("[data-qa-answer-text]").text_content() or "")
+    # The same request through the API retrieves from the summit's article alone.
+    scoped = api_ask(sectioned_server, SPORT_QUESTION, filters={"meta": {"section": ["world"]}})
+    assert {p["doc_id"] for p in scoped["passages"]} == {SAMPLE_DOC_ID}
+    tab.assert_no_errors()
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        (
+            '{"meta": {"section": ["sport"]',
+            "This chat is set up wrongly and cannot answer: data-filters is not JSON",
+        ),
+        ('["sport"]', "This chat is set up wrongly and cannot answer: data-filters is not a JSON object"),
+        ('{"section": ["sport"]}', "The service could not answer (error 400): "),
+    ],
+)
+def test_a_widget_with_bad_data_filters_says_so_and_never_asks_the_whole_archive(
+    tab: Tab, sectioned_server: Server, allowed_host: HostPages, filters: str, message: str
+) -> None:
+    answer, posted = ask_scoped_widget(tab, sectioned_server, allowed_host, filters, SPORT_QUESTION)
+    assert answer.get_attribute("data-qa-state") == "error"
+    assert (answer.locator("[data-qa-error]").text_content() or "").startswith(message)
+    assert answer.locator("[data-qa-retry]").is_visible()
+    if "service" in message:  # sent as given: the service refuses it, naming the field
+        assert posted == [{"question": SPORT_QUESTION, "filters": json.loads(filters)}]
+        assert "unknown field `section`" in (answer.locator("[data-qa-error]").text_content() or "")
+        tab.assert_no_errors(allowed=r"status of 400")
+    else:  # not sent at all
+        assert posted == []
+        tab.assert_no_errors(allowed=r"^console error: QA widget: data-filters is not")

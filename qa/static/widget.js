@@ -9,6 +9,11 @@
  *   data-lang     "ar" or "en": language and direction of the widget's own labels
  *   data-title    the title shown in the chat's header
  *   data-timeout  seconds to wait for the service before giving up (default 30)
+ *   data-filters  JSON: the part of the archive every answer comes from, as the
+ *                 "filters" of POST /api/ask, e.g. '{"meta": {"section": ["sport"]}}'
+ *                 or '{"published_from": "2015-01-01"}'. A value that is not a JSON
+ *                 object makes every question fail with a message, rather than
+ *                 answer from the whole archive.
  *
  * Any element of the page with a data-qa-ask="question" attribute asks that
  * question when clicked. window.QAWidget has open(), close(), ask(text), reset().
@@ -72,6 +77,9 @@
       refused: function (status, detail) {
         return "The service could not answer (error " + status + ")" + (detail ? ": " + detail : ".");
       },
+      misconfigured: function (detail) {
+        return "This chat is set up wrongly and cannot answer: " + detail;
+      },
       cutOff: "The answer was cut off before it was complete.",
       retry: "Try again",
       sourceMissing: "The source passage could not be loaded.",
@@ -112,6 +120,9 @@
       },
       refused: function (status, detail) {
         return "تعذّرت الإجابة (خطأ " + status + ")" + (detail ? ": " + detail : ".");
+      },
+      misconfigured: function (detail) {
+        return "إعداد هذه المحادثة خاطئ فلا يمكنها الإجابة: " + detail;
       },
       cutOff: "انقطعت الإجابة قبل اكتمالها.",
       retry: "أعد المحاولة",
@@ -253,6 +264,8 @@
     this.t = STRINGS[options.lang];
     this.title = options.title || this.t.title;
     this.timeoutSeconds = options.timeout;
+    this.filters = options.filters;
+    this.filtersProblem = options.filtersProblem;
     this.history = [];
     this.controller = null;
     this.current = null;
@@ -478,10 +491,17 @@
     var state = { passages: [], citations: [], answer: "", mode: "extractive" };
     turn.answer = "";
     this.current = turn;
+    if (this.filtersProblem) {
+      this.fail(turn, new WidgetError("misconfigured", 0, this.filtersProblem));
+      return;
+    }
     this.setBusy(true);
     var body = { question: turn.question };
     if (turn.history.length) {
       body.history = turn.history;
+    }
+    if (this.filters) {
+      body.filters = this.filters;
     }
 
     this.stream(body, function (event, data) {
@@ -717,6 +737,8 @@
       message = t.timeout(this.timeoutSeconds);
     } else if (error && error.kind === "refused") {
       message = t.refused(error.status, error.detail);
+    } else if (error && error.kind === "misconfigured") {
+      message = t.misconfigured(error.detail);
     } else if (error && error.kind === "cut") {
       message = t.cutOff;
     } else {
@@ -853,12 +875,30 @@
     var api = data.api || new URL(tag.src, document.baseURI).origin;
     var lang = (data.lang || document.documentElement.lang || "en").toLowerCase().slice(0, 2);
     var timeout = parseFloat(data.timeout || "");
+    var filters = null;
+    var filtersProblem = "";
+    if (data.filters !== undefined) {
+      try {
+        filters = JSON.parse(data.filters);
+      } catch (error) {
+        filtersProblem = "data-filters is not JSON (" + error.message + ")";
+      }
+      if (!filtersProblem && (filters === null || typeof filters !== "object" || Array.isArray(filters))) {
+        filtersProblem = "data-filters is not a JSON object";
+      }
+      if (filtersProblem) {
+        filters = null;
+        console.error("QA widget: " + filtersProblem + ": " + data.filters);
+      }
+    }
     return {
       api: api.replace(/\/+$/, ""),
       lang: STRINGS[lang] ? lang : "en",
       title: data.title || "",
       open: data.open === "true",
       timeout: timeout > 0 ? timeout : 30,
+      filters: filters,
+      filtersProblem: filtersProblem,
     };
   }
 
