@@ -52,7 +52,7 @@ from qa.lexical import Scores, lookup
 from qa.records import Article, Chunk, Manifest, SegmentInfo, Sentence
 from qa.segment import IndexedDocument, Segment, SegmentWriter, fsync_tree, indexed_document
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 MANIFEST = "manifest.json"
 DELETED = "deleted.json"
 SEGMENTS = "segments"
@@ -336,8 +336,8 @@ def read_manifest(path: Path) -> Manifest:
         raise IndexUnavailableError(f"{manifest_path}: unreadable manifest ({exc})") from exc
 
 
-# The chunk rows of each segment a filter allows, in the order of Index.views.
-Allowed = list[npt.NDArray[np.int64]]
+# Which chunk rows of each segment a filter allows (a mask a segment), in the order of Index.views.
+Allowed = list[npt.NDArray[np.bool_]]
 
 
 class SegmentView:
@@ -387,7 +387,8 @@ class LexicalScores:
         self._chunks = [_masked(v.segment.chunk_lexical.scores(chunk_query.postings[i], chunk_query.idf),
                                 v.deleted_chunks) for i, v in enumerate(views)]  # fmt: skip
         if allowed is not None:  # a filter: only its rows score
-            self._chunks = [_kept(scores, rows) for scores, rows in zip(self._chunks, allowed, strict=True)]
+            for scores, mask in zip(self._chunks, allowed, strict=True):
+                scores[~mask] = 0
         self.chunk_max = max((float(s.max()) for s in self._chunks if s.size), default=0.0)
         self._chunk_bases = [v.info.chunk_base for v in views]
         self._sentence_bases = [v.info.sentence_base for v in views]
@@ -423,12 +424,6 @@ class LexicalScores:
         return [
             scores[np.searchsorted(wanted, first) : np.searchsorted(wanted, stop)] for first, stop in ranges
         ]
-
-
-def _kept(scores: Scores, rows: npt.NDArray[np.int64]) -> Scores:
-    kept = np.zeros_like(scores)
-    kept[rows] = scores[rows]
-    return kept
 
 
 def _masked(scores: Scores, deleted: npt.NDArray[np.int64]) -> Scores:
@@ -552,9 +547,7 @@ class Index:
 
     def allowed(self, filters: Filters) -> Allowed:
         """The chunk rows of each segment that live documents matching ``filters`` hold."""
-        return [
-            view.segment.document_table.allowed_chunks(filters, view.deleted_chunks) for view in self.views
-        ]
+        return [view.segment.allowed_chunks(filters, view.deleted_chunks) for view in self.views]
 
     def search(self, query: Vectors, limit: int, allowed: Allowed | None = None) -> list[tuple[int, float]]:
         """Chunk ids and inner-product scores of the ``limit`` nearest live chunks (of

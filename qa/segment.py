@@ -41,7 +41,7 @@ from qa.chunk import embedding_text
 from qa.config import IndexSettings
 from qa.embed import Vectors
 from qa.errors import IndexUnavailableError
-from qa.filters import DocumentTable
+from qa.filters import DocumentTable, Filters
 from qa.lexical import LexicalSegment, LexicalWriter
 from qa.normalize import tokens
 from qa.records import Article, Chunk, Meta, Sentence, SentenceKind
@@ -51,6 +51,7 @@ STORE = "store.sqlite"
 CHUNK_VECTORS = "chunks.faiss"
 SENTENCE_VECTORS = "sentences.f16"
 CHUNK_SENTENCES = "chunk_sentences.npy"
+DOCUMENT_TABLE = "documents.npz"
 CHUNK_LEXICAL = "chunks.lex"
 SENTENCE_LEXICAL = "sentences.lex"
 _RAW_CHUNK_VECTORS = "chunks.f32.tmp"
@@ -60,8 +61,13 @@ MIN_VECTORS_PER_LIST = 39
 # Training vectors a list: more adds training time for no measurable recall here.
 TRAINING_VECTORS_PER_LIST = 64
 _ADD_BATCH = 65536
-# A filter that allows at most this many rows of a segment is searched by an exact scan.
-EXACT_SCAN_ROWS = 20000
+# Searching with a filter (see Segment.search_rows). An IVF search probes enough lists
+# to meet at least this share of the rows an unfiltered search meets.
+FILTERED_CANDIDATES = 0.5
+# Scoring one allowed row from its vector (read back from the index) costs about as
+# much as this many rows scanned by the index's own search (measured at 1M chunks
+# by scripts/bench_scale.py: 2.3 us against 29 ns).
+EXACT_SCAN_ROW_COST = 80
 
 _SCHEMA = """
 CREATE TABLE documents (
@@ -187,6 +193,7 @@ class SegmentWriter:
         self._chunk_sentences = array("q")
         self._chunk_lexical = LexicalWriter()
         self._sentence_lexical = LexicalWriter()
+        self._filtered: list[tuple[str | None, Meta, int]] = []
         self.doc_ids: list[str] = []
         self.documents = 0
         self.chunks = 0
@@ -221,6 +228,7 @@ class SegmentWriter:
             self._chunk_lexical.add(chunk_tokens)
         for sentence_tokens in document.sentence_tokens:
             self._sentence_lexical.add(sentence_tokens)
+        self._filtered.append((article.published, article.meta, len(document.chunks)))
         self.doc_ids.append(article.doc_id)
         self.documents += 1
         self.chunks += len(document.chunks)
@@ -240,6 +248,7 @@ class SegmentWriter:
         raw.unlink()
         ranges = np.frombuffer(self._chunk_sentences, dtype=np.int64).reshape(-1, 2)
         np.save(self.folder / CHUNK_SENTENCES, ranges)
+        DocumentTable.build(self._filtered).save(self.folder / DOCUMENT_TABLE)
         averages = self.average_lengths or (
             self._chunk_lexical.average_length(),
             self._sentence_lexical.average_length(),
@@ -324,10 +333,13 @@ class Segment:
             flags = faiss.IO_FLAG_MMAP if stats.kind == "ivf" else faiss.IO_FLAG_MMAP_IFC
             self._vectors = faiss.read_index(str(folder / CHUNK_VECTORS), flags)
             self._nprobe = nprobe
+            self._lists = 1
             if stats.kind == "ivf":
+                ivf = faiss.extract_index_ivf(self._vectors)
+                self._lists = ivf.nlist
                 # Reading a chunk's vector back (for a chunk found only by BM25) needs the
                 # map from row to list: 8 bytes a chunk, built from the lists' ids.
-                faiss.extract_index_ivf(self._vectors).make_direct_map()
+                ivf.make_direct_map()
             # Read with pread rather than mapped: a question reads the sentences of some
             # hundred chunks scattered over a file of gigabytes. Read, they stay in the
             # page cache that every worker shares and no process is charged for; mapped,
@@ -351,15 +363,16 @@ class Segment:
         self._store = _open_store(folder / STORE, stats.documents)
 
     def search(
-        self, query: Vectors, limit: int, allowed: Any = None
+        self, query: Vectors, limit: int, allowed: Any = None, nprobe: int | None = None
     ) -> tuple[Vectors, npt.NDArray[np.int64]]:
         """Scores and rows of the ``limit`` nearest chunks; ``allowed`` is a FAISS
-        IDSelector of the rows that may be returned (None: all)."""
+        IDSelector of the rows that may be returned (None: all); ``nprobe`` lists are
+        searched (of an IVF index; the setting's number unless given)."""
         parameters: Any = (
             faiss.SearchParametersIVF() if self.stats.kind == "ivf" else faiss.SearchParameters()
         )
         if self.stats.kind == "ivf":
-            parameters.nprobe = self._nprobe
+            parameters.nprobe = nprobe or self._nprobe
         parameters.sel = allowed
         scores, rows = self._vectors.search(
             query.reshape(1, -1), min(limit, self.stats.chunks), params=parameters
@@ -368,36 +381,59 @@ class Segment:
         return scores[0][keep], rows[0][keep]
 
     def search_rows(
-        self, query: Vectors, limit: int, rows: npt.NDArray[np.int64]
+        self, query: Vectors, limit: int, allowed: npt.NDArray[np.bool_]
     ) -> tuple[Vectors, npt.NDArray[np.int64]]:
-        """Scores and rows of the ``limit`` nearest chunks among ``rows`` (sorted).
+        """Scores and rows of the ``limit`` nearest chunks among the ``allowed`` rows.
 
-        A few allowed rows are scanned exactly: cheaper than a search that skips
-        nearly every row, and never short. Otherwise the index searches with the
-        rows as its selector, and an approximate search that found fewer than it
-        could (the allowed rows lie in lists it did not probe) is done exactly.
+        Either the index searches, skipping the other rows as it goes, or each allowed
+        row is scored from its vector (exact), whichever scans less: the index scans
+        the same rows whatever the filter, the other way costs a read per allowed row.
+        An IVF search probes ``nprobe * FILTERED_CANDIDATES / share`` lists (at least
+        ``nprobe``; ``share`` is the share of rows allowed), so that a selective filter
+        still meets enough allowed rows for its recall to hold; one that found fewer
+        than it could (the allowed rows lie in lists it did not probe) is redone exactly.
         """
-        wanted = min(limit, rows.size)
-        if rows.size > EXACT_SCAN_ROWS:
-            bitmap = np.zeros(self.stats.chunks, dtype=bool)
-            bitmap[rows] = True
-            packed = np.packbits(bitmap, bitorder="little")
+        count = int(np.count_nonzero(allowed))
+        wanted = min(limit, count)
+        nprobe = 1  # a flat index scans every row
+        if self._lists > 1 and count:
+            share = count / self.stats.chunks
+            nprobe = min(self._lists, math.ceil(self._nprobe * max(1.0, FILTERED_CANDIDATES / share)))
+        scanned = self.stats.chunks * nprobe / self._lists
+        if count * EXACT_SCAN_ROW_COST > scanned:
+            packed = np.packbits(allowed, bitorder="little")
             selector = faiss.IDSelectorBitmap(self.stats.chunks, faiss.swig_ptr(packed))
-            scores, found = self.search(query, limit, selector)
+            scores, found = self.search(query, limit, selector, nprobe)
             if found.size >= wanted:
                 return scores, found
-        similarities = self.chunk_vectors(list(rows)) @ query
+        rows = np.flatnonzero(allowed)
+        similarities = self.chunk_vectors(rows) @ query
         best = np.argsort(-similarities, kind="stable")[:wanted]
         return similarities[best], rows[best]
 
     @functools.cached_property
     def document_table(self) -> DocumentTable:
-        """The documents' dates and metadata, for filters (read once, on first use)."""
-        documents = self._query("SELECT doc_id, published, meta FROM documents ORDER BY rowid", ())
-        table = [(doc_id, published, _meta(meta)) for doc_id, published, meta in documents]
-        ordinal = {doc_id: n for n, (doc_id, _, _) in enumerate(table)}
-        chunk_docs = self._query("SELECT doc_id FROM chunks ORDER BY chunk_id", ())
-        return DocumentTable(table, np.array([ordinal[row[0]] for row in chunk_docs], dtype=np.int64))
+        """The documents' dates and metadata, for filters (read on first use)."""
+        try:
+            return DocumentTable.load(self.folder / DOCUMENT_TABLE)
+        except (OSError, ValueError, KeyError) as exc:
+            raise IndexUnavailableError(
+                f"{self.folder}: unreadable {DOCUMENT_TABLE} ({exc}); reindex"
+            ) from exc
+
+    def allowed_chunks(
+        self, filters: Filters, deleted_chunks: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.bool_]:
+        """Which chunk rows documents matching ``filters`` hold, less ``deleted_chunks``."""
+        ordinals: list[int] = []
+        for start in range(0, len(filters.doc_ids), 500):  # SQLite caps the parameters of one query
+            batch = filters.doc_ids[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            # Documents are written in row order: rowid 1 is ordinal 0.
+            ordinals.extend(
+                r[0] - 1 for r in self._query(f"SELECT rowid FROM documents WHERE doc_id IN ({marks})", batch)
+            )
+        return self.document_table.allowed_chunks(filters, np.array(ordinals, dtype=np.int64), deleted_chunks)
 
     def sentence_vectors(self, first: int, stop: int) -> Vectors:
         """The vectors of sentence rows ``first`` up to ``stop``, as float32."""
@@ -406,7 +442,7 @@ class Segment:
         vectors = np.frombuffer(data, dtype=np.float16).reshape(stop - first, self.stats.dimension)
         return vectors.astype(np.float32)
 
-    def chunk_vectors(self, rows: Sequence[int]) -> Vectors:
+    def chunk_vectors(self, rows: Sequence[int] | npt.NDArray[np.int64]) -> Vectors:
         if not len(rows):
             return np.zeros((0, self.stats.dimension), np.float32)
         vectors: Vectors = self._vectors.reconstruct_batch(np.asarray(rows, dtype=np.int64))

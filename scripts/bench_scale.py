@@ -13,6 +13,11 @@ the dev set's real questions, embedded with the real model. Vocabulary is the de
 corpus's alone, so BM25 posting lists are longer than in a real archive of the same
 size: a pessimistic case for lexical search.
 
+Every article also gets a publication day (uniform over ten years, FIRST_DAY on) and
+a ``section`` out of SECTIONS, so that filters (issue 14) can be measured: a section
+allows about 1% of the archive, the first five years about 50%, and date ranges of
+other lengths give the other shares where the exact scan and the index are weighed.
+
 The archive is ingested through ``qa.build.ingest`` (precomputed vectors), the same
 way a distributed reindex hands its vectors over.
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import hashlib
 import itertools
 import json
@@ -43,10 +49,12 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import qa.segment  # noqa: E402
 from qa.build import ensure_index, ingest  # noqa: E402
 from qa.config import Settings, load_settings  # noqa: E402
 from qa.embed import Vectors, make_embedder  # noqa: E402
-from qa.index import load_index, read_manifest  # noqa: E402
+from qa.filters import Filters  # noqa: E402
+from qa.index import Index, load_index, read_manifest  # noqa: E402
 from qa.records import Article, Chunk, Sentence, SentenceKind  # noqa: E402
 from qa.segment import IndexedDocument, indexed_document  # noqa: E402
 from qa.text import split_sentences  # noqa: E402
@@ -56,6 +64,9 @@ QUESTIONS = REPO / "tests" / "data" / "arcd" / "questions.jsonl"
 SAMPLE = REPO / "corpus"
 SENTENCE_NOISE = 0.1
 UPDATED_ARTICLES = 100
+SECTIONS = 100
+FIRST_DAY = datetime.date(2016, 1, 1)
+DAYS = 3653  # 2016-01-01 .. 2025-12-31
 
 
 def unit(vectors: np.ndarray) -> np.ndarray:
@@ -130,7 +141,9 @@ def generated(
             np.stack([sentence_vectors[a:b].mean(axis=0) for a, b in itertools.pairwise(bounds)])
         )
         digest = hashlib.sha256(f"{doc_id}/{revision}".encode()).hexdigest()
-        article = Article(doc_id, title, text)
+        published = FIRST_DAY + datetime.timedelta(days=int(rng.integers(DAYS)))
+        section = f"s{int(rng.integers(SECTIONS)):02d}"
+        article = Article(doc_id, title, text, published=published.isoformat(), meta={"section": (section,)})
         yield (
             indexed_document(article, digest, chunks, sentences, chunk_vectors, sentence_vectors),
             chunk_vectors,
@@ -159,6 +172,118 @@ def build(pool: Pool, path: Path, settings: Settings, chunks: int) -> tuple[np.n
     started = time.perf_counter()
     ingest(path, settings, documents(), model=settings.embedding.model, dimension=384)
     return np.concatenate(vectors), count[1], time.perf_counter() - started
+
+
+def date_filter(share: float, offset_days: int = 0) -> Filters:
+    """Articles published in a window of ``share`` of the ten years."""
+    start = FIRST_DAY + datetime.timedelta(days=offset_days)
+    return Filters(
+        published_from=start, published_to=start + datetime.timedelta(days=round(share * DAYS) - 1)
+    )
+
+
+def filtered_search(
+    index: Index, chunk_vectors: np.ndarray, queries: np.ndarray, filters: Filters, limit: int = 10
+) -> dict[str, float]:
+    """A filtered dense search as a request makes it (the filter's rows, then the
+    search): its recall@``limit`` against an exact scan of the allowed rows, its
+    p50 in ms, the share of chunks the filter allows, and the share of searches
+    that returned min(limit, allowed rows) results."""
+    rows = np.flatnonzero(index.allowed(filters)[0])
+    allowed_vectors = chunk_vectors[rows]
+    found, full, times = 0, 0, []
+    for query in queries:
+        similarities = allowed_vectors @ query
+        exact = set(rows[np.argsort(-similarities)[:limit]].tolist())
+        started = time.perf_counter()
+        result = index.search(query, limit, index.allowed(filters))
+        times.append((time.perf_counter() - started) * 1000)
+        found += len(exact & {chunk_id for chunk_id, _ in result})
+        full += len(result) == min(limit, rows.size)
+    return {
+        "share": rows.size / len(chunk_vectors),
+        "recall": found / (min(limit, rows.size) * len(queries)),
+        "p50_ms": statistics.median(times),
+        "full": full / len(queries),
+    }
+
+
+def measure_filters(index: Index, chunk_vectors: np.ndarray, queries: np.ndarray) -> dict[str, object]:
+    """Issue 14's measures: a 1% filter (one section) and a 50% one (five of the ten
+    years) against the unfiltered search, and the exact scan weighed against the
+    index's selector at several shares, to place the switch between them."""
+    started = time.perf_counter()
+    index.allowed(Filters(meta={"section": ("s00",)}))  # the first filter reads each segment's table
+    table_s = time.perf_counter() - started
+    one_percent = filtered_search(index, chunk_vectors, queries, Filters(meta={"section": ("s07",)}))
+    half = date_filter(0.5)
+    unfiltered_ms, half_ms = [], []
+    for query in queries:  # alternated, so that both see the same machine
+        started = time.perf_counter()
+        index.search(query, 10)
+        unfiltered_ms.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        index.search(query, 10, index.allowed(half))
+        half_ms.append((time.perf_counter() - started) * 1000)
+    half_result = filtered_search(index, chunk_vectors, queries[:200], half)
+    cost = qa.segment.EXACT_SCAN_ROW_COST
+    sweep = []
+    for share in (0.001, 0.003, 0.01, 0.02, 0.05, 0.1):
+        filters = date_filter(share, offset_days=1000)
+        qa.segment.EXACT_SCAN_ROW_COST = 0  # every allowed row scored from its vector
+        exact = filtered_search(index, chunk_vectors, queries[:200], filters)
+        qa.segment.EXACT_SCAN_ROW_COST = 1 << 62  # the index's search
+        selector = filtered_search(index, chunk_vectors, queries[:200], filters)
+        qa.segment.EXACT_SCAN_ROW_COST = cost
+        chosen = filtered_search(index, chunk_vectors, queries[:200], filters)
+        sweep.append({
+            "share": round(exact["share"], 4),
+            "rows": round(exact["share"] * len(chunk_vectors)),
+            "exact_p50_ms": round(exact["p50_ms"], 2),
+            "index_p50_ms": round(selector["p50_ms"], 2),
+            "index_recall_at_10": round(selector["recall"], 4),
+            "chosen_p50_ms": round(chosen["p50_ms"], 2),
+        })  # fmt: skip
+    return {
+        "filter_table_s": round(table_s, 2),
+        "filter_share": round(one_percent["share"], 4),
+        "filtered_recall_at_10": round(one_percent["recall"], 4),
+        "filtered_p50_ms": round(one_percent["p50_ms"], 2),
+        "filtered_full": min(one_percent["full"], half_result["full"]),
+        "half_filter_share": round(half_result["share"], 4),
+        "half_filter_recall_at_10": round(half_result["recall"], 4),
+        "half_filter_p50_ms": round(statistics.median(half_ms), 2),
+        "unfiltered_p50_ms": round(statistics.median(unfiltered_ms), 2),
+        "half_filter_ratio": round(statistics.median(half_ms) / statistics.median(unfiltered_ms), 2),
+        "exact_scan_row_cost": cost,
+        "switch_sweep": sweep,
+    }
+
+
+def print_filters(measured: dict[str, object]) -> None:
+    rows = [
+        ("share of chunks the 1% filter allows", measured["filter_share"], ""),
+        ("recall@10 vs exact, 1% filter", measured["filtered_recall_at_10"], ">= 0.95"),
+        ("dense search p50 with it (ms)", measured["filtered_p50_ms"], "<= 30"),
+        ("share of chunks the 50% filter allows", measured["half_filter_share"], ""),
+        ("  p50 with it / unfiltered p50", measured["half_filter_ratio"], "<= 1.5"),
+        ("searches that returned min(k, allowed)", measured["filtered_full"], "1.0"),
+        ("first filter: reading the documents (s)", measured["filter_table_s"], ""),
+    ]
+    print(f"\n| {'filtered dense search':<48} | {'value':>10} | target |")
+    print(f"|{'-' * 50}|{'-' * 12}|--------|")
+    for name, value, target in rows:
+        print(f"| {name:<48} | {value:>10} | {target} |")
+    print(
+        f"\nexact scan against the index's search (EXACT_SCAN_ROW_COST {measured['exact_scan_row_cost']}):\n"
+    )
+    print("| share | rows | exact scan p50 (ms) | index p50 (ms) | index recall@10 | chosen p50 (ms) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for point in measured["switch_sweep"]:  # type: ignore[attr-defined]
+        print(
+            f"| {point['share']} | {point['rows']} | {point['exact_p50_ms']} | {point['index_p50_ms']} "
+            f"| {point['index_recall_at_10']} | {point['chosen_p50_ms']} |"
+        )  # fmt: skip
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -280,6 +405,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each load test")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients of the load test")
     parser.add_argument("--reuse", action="store_true", help="reuse the archive a previous run built")
+    parser.add_argument(
+        "--filters-only", action="store_true", help="measure the dense search and its filters, then stop"
+    )
     args = parser.parse_args()
     settings = load_settings()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -322,8 +450,14 @@ def main() -> None:
         started = time.perf_counter()
         index.lexical(tokens(question)).top(50)
         lexical_ms.append((time.perf_counter() - started) * 1000)
+    filters = measure_filters(index, chunk_vectors, queries)
     index.close()
     del chunk_vectors
+    if args.filters_only:
+        print(f"\nrecall@10 unfiltered {recall:.4f}, dense p50 {statistics.median(dense_ms):.2f} ms")
+        print_filters(filters)
+        print(json.dumps(filters))
+        return
 
     questions = pool.questions[: args.questions]
     sample_settings = load_settings().replace({"index.path": args.work / "sample"})
@@ -401,6 +535,7 @@ def main() -> None:
         "update_bytes_ratio": round(written / before, 5),
         "index_bytes": before,
         "bytes_per_chunk": {part: round(size / segment.chunks) for part, size in sorted(parts.items())},
+        **filters,
     }
     rows = [
         ("recall@10 vs exact", summary["recall_at_10"], ">= 0.95"),
@@ -423,6 +558,7 @@ def main() -> None:
     print(f"|{'-' * 50}|{'-' * 12}|--------|")
     for name, value, target in rows:
         print(f"| {name:<48} | {value:>10} | {target} |")
+    print_filters(filters)
     print("\nbytes a chunk, by file: " + ", ".join(f"{k} {v}" for k, v in summary["bytes_per_chunk"].items()))
     print(json.dumps(summary))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,10 +35,17 @@ ARTICLES = 1500  # 6,000 chunks
 
 
 @pytest.fixture(scope="module")
-def filtered_archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
+def archive_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("filters") / "idx"
     archive.build(path, Settings().replace({"index.kind": "ivf", "index.nlist": 64}), 0, ARTICLES)
-    index = load_index(path, IndexSettings(nprobe=4), model=archive.MODEL, dimension=archive.DIMENSION)
+    return path
+
+
+@pytest.fixture(scope="module")
+def filtered_archive(archive_path: Path) -> Iterator[Index]:
+    index = load_index(
+        archive_path, IndexSettings(nprobe=4), model=archive.MODEL, dimension=archive.DIMENSION
+    )
     yield index
     index.close()
 
@@ -61,7 +69,7 @@ def matches(filters: Filters, doc_id: str, published: str | None, meta: dict[str
 
 
 def allowed_count(index: Index, filters: Filters) -> int:
-    return sum(rows.size for rows in index.allowed(filters))
+    return sum(int(np.count_nonzero(mask)) for mask in index.allowed(filters))
 
 
 days = st.integers(0, 364).map(lambda n: datetime.date(2015, 1, 1) + datetime.timedelta(days=n))
@@ -80,16 +88,16 @@ filter_strategy = st.builds(
 )
 
 
-@pytest.mark.parametrize("exact_scan_rows", [20000, 50])
+# Each allowed row scored from its vector, or the IVF index's search.
+@pytest.mark.parametrize("exact_scan_row_cost", [0, 1 << 30])
 # The fixture only sets the same value for every example.
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(filters=filter_strategy, k=st.sampled_from([1, 10, 50]), seed=st.integers(0, 1000))
 def test_every_result_satisfies_the_filter_and_k_come_whenever_k_exist(
-    filtered_archive: Index, exact_scan_rows: int, filters: Filters, k: int, seed: int,
+    filtered_archive: Index, exact_scan_row_cost: int, filters: Filters, k: int, seed: int,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    # 50: filters allowing more rows than that search the IVF index with a selector.
-    monkeypatch.setattr(qa.segment, "EXACT_SCAN_ROWS", exact_scan_rows)
+    monkeypatch.setattr(qa.segment, "EXACT_SCAN_ROW_COST", exact_scan_row_cost)
     index = filtered_archive
     query = archive.article_vectors(f"query-{seed}")[0][0]
     allowed = index.allowed(filters)
@@ -111,17 +119,29 @@ def test_every_result_satisfies_the_filter_and_k_come_whenever_k_exist(
         Filters(doc_ids=("doc-3", "doc-40", "doc-1499")),
     ],
 )
+# Both ways a segment searches allowed rows: scoring each from its vector, and the
+# index skipping the others; with every one of the 64 lists probed, the index's
+# search is exact too.
+@pytest.mark.parametrize(("exact_scan_row_cost", "nprobe"), [(0, 4), (1 << 30, 64)])
 def test_filtered_results_equal_an_exact_search_of_the_allowed_rows(
-    filtered_archive: Index, filters: Filters
+    archive_path: Path,
+    filters: Filters,
+    exact_scan_row_cost: int,
+    nprobe: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    index = filtered_archive
-    (rows,) = index.allowed(filters)
-    vectors = index.views[0].segment.chunk_vectors(list(rows))
+    monkeypatch.setattr(qa.segment, "EXACT_SCAN_ROW_COST", exact_scan_row_cost)
+    index = load_index(
+        archive_path, IndexSettings(nprobe=nprobe), model=archive.MODEL, dimension=archive.DIMENSION
+    )
+    rows = np.flatnonzero(index.allowed(filters)[0])
+    vectors = index.views[0].segment.chunk_vectors(rows)
     for seed in range(5):
         query = archive.article_vectors(f"query-{seed}")[0][0]
         exact = rows[np.argsort(-(vectors @ query), kind="stable")[:10]]
         found = [chunk_id for chunk_id, _ in index.search(query, 10, index.allowed(filters))]
         assert found == [int(row) for row in exact], filters
+    index.close()
 
 
 @pytest.mark.parametrize(
