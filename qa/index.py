@@ -336,7 +336,7 @@ def read_manifest(path: Path) -> Manifest:
         raise IndexUnavailableError(f"{manifest_path}: unreadable manifest ({exc})") from exc
 
 
-# Which chunk rows of each segment a filter allows (a mask a segment), in the order of Index.views.
+# The chunk rows a filter allows: a boolean mask for each segment, in the order of Index.views.
 Allowed = list[npt.NDArray[np.bool_]]
 
 
@@ -546,7 +546,7 @@ class Index:
         return similarities
 
     def allowed(self, filters: Filters) -> Allowed:
-        """The chunk rows of each segment that live documents matching ``filters`` hold."""
+        """The mask of each segment's chunk rows that live documents matching ``filters`` hold."""
         return [view.segment.allowed_chunks(filters, view.deleted_chunks) for view in self.views]
 
     def search(self, query: Vectors, limit: int, allowed: Allowed | None = None) -> list[tuple[int, float]]:

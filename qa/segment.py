@@ -66,7 +66,7 @@ _ADD_BATCH = 65536
 FILTERED_CANDIDATES = 0.5
 # Scoring one allowed row from its vector (read back from the index) costs about as
 # much as this many rows scanned by the index's own search (measured at 1M chunks
-# by scripts/bench_scale.py: 2.3 us against 29 ns).
+# by scripts/bench_scale.py: about 2.4 us against 29 ns).
 EXACT_SCAN_ROW_COST = 80
 
 _SCHEMA = """
