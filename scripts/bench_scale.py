@@ -260,6 +260,13 @@ def measure_filters(index: Index, chunk_vectors: np.ndarray, queries: np.ndarray
     }
 
 
+def print_table(heading: str, rows: list[tuple[str, object, str]]) -> None:
+    print(f"| {heading:<48} | {'value':>10} | target |")
+    print(f"|{'-' * 50}|{'-' * 12}|--------|")
+    for name, value, target in rows:
+        print(f"| {name:<48} | {value:>10} | {target} |")
+
+
 def print_filters(measured: dict[str, object]) -> None:
     rows = [
         ("share of chunks the 1% filter allows", measured["filter_share"], ""),
@@ -270,10 +277,8 @@ def print_filters(measured: dict[str, object]) -> None:
         ("searches that returned min(k, allowed)", measured["filtered_full"], "1.0"),
         ("first filter: reading the documents (s)", measured["filter_table_s"], ""),
     ]
-    print(f"\n| {'filtered dense search':<48} | {'value':>10} | target |")
-    print(f"|{'-' * 50}|{'-' * 12}|--------|")
-    for name, value, target in rows:
-        print(f"| {name:<48} | {value:>10} | {target} |")
+    print()
+    print_table("filtered dense search", rows)
     print(
         f"\nexact scan against the index's search (EXACT_SCAN_ROW_COST {measured['exact_scan_row_cost']}):\n"
     )
@@ -554,10 +559,7 @@ def main() -> None:
     ]
     print(f"\n{manifest.chunks} chunks, {manifest.sentences} sentences ({segment.factory}, nprobe "
           f"{settings.index.nprobe}), built in {build_s:.0f} s\n")  # fmt: skip
-    print(f"| {'measure':<48} | {'value':>10} | target |")
-    print(f"|{'-' * 50}|{'-' * 12}|--------|")
-    for name, value, target in rows:
-        print(f"| {name:<48} | {value:>10} | {target} |")
+    print_table("measure", rows)
     print_filters(filters)
     print("\nbytes a chunk, by file: " + ", ".join(f"{k} {v}" for k, v in summary["bytes_per_chunk"].items()))
     print(json.dumps(summary))

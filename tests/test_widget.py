@@ -40,7 +40,7 @@ from qa.config import Settings
 from qa.embed import Embedder
 from qa.service import MAX_HISTORY, contextual_query
 
-from .conftest import CAMERON_SENTENCE, REPO, SAMPLE_DOC_ID, Server
+from .conftest import CAMERON_SENTENCE, REPO, SAMPLE_ARTICLE, SAMPLE_DOC_ID, Server
 from .conftest import start_server as start_qa_server
 from .scripted_llm import Reply, evidence_number, scripted_llm
 
@@ -188,13 +188,8 @@ def hostile_server(
     embedder: Embedder,
 ) -> Server:
     """An index of one article whose title and text are full of HTML and script."""
-    folder = tmp_path_factory.mktemp("hostile")
-    source = folder / "articles.jsonl"
-    line = {"id": HOSTILE_ID, "title": HOSTILE_TITLE, "text": HOSTILE_TEXT}
-    source.write_text(json.dumps(line, ensure_ascii=False) + "\n", encoding="utf-8")
-    index = folder / "index"
-    build_index(source, index, sample_settings.replace({"index.path": index}), embedder, progress=False)
-    return start_server(index)
+    article = {"id": HOSTILE_ID, "title": HOSTILE_TITLE, "text": HOSTILE_TEXT}
+    return start_server(jsonl_index(tmp_path_factory.mktemp("hostile"), [article], sample_settings, embedder))
 
 
 @pytest.fixture(scope="module")
@@ -206,8 +201,7 @@ def sectioned_server(
     allowed_host: HostPages,
 ) -> Server:
     """The sample article in section "world", a sports report from the same city in "sport"."""
-    folder = tmp_path_factory.mktemp("sections")
-    sample = (REPO / "corpus" / f"{SAMPLE_DOC_ID}.txt").read_text("utf-8")
+    sample = SAMPLE_ARTICLE.read_text("utf-8")
     articles = [
         {
             "id": SAMPLE_DOC_ID,
@@ -217,11 +211,17 @@ def sectioned_server(
         },
         {"id": SPORT_ID, "title": SPORT_TITLE, "text": SPORT_TEXT, "meta": {"section": "sport"}},
     ]
+    index = jsonl_index(tmp_path_factory.mktemp("sections"), articles, sample_settings, embedder)
+    return start_server(index, cors=(allowed_host.origin,))
+
+
+def jsonl_index(folder: Path, articles: list[dict[str, Any]], settings: Settings, embedder: Embedder) -> Path:
+    """An index built in ``folder`` from ``articles``, as JSONL records."""
     source = folder / "articles.jsonl"
     source.write_text("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in articles), encoding="utf-8")
     index = folder / "index"
-    build_index(source, index, sample_settings.replace({"index.path": index}), embedder, progress=False)
-    return start_server(index, cors=(allowed_host.origin,))
+    build_index(source, index, settings.replace({"index.path": index}), embedder, progress=False)
+    return index
 
 
 def api_ask(server: Server, question: str, **extra: Any) -> dict[str, Any]:
