@@ -425,15 +425,11 @@ class Segment:
         self, filters: Filters, deleted_chunks: npt.NDArray[np.int64]
     ) -> npt.NDArray[np.bool_]:
         """Which chunk rows documents matching ``filters`` hold, less ``deleted_chunks``."""
-        ordinals: list[int] = []
-        for start in range(0, len(filters.doc_ids), 500):  # SQLite caps the parameters of one query
-            batch = filters.doc_ids[start : start + 500]
-            marks = ",".join("?" * len(batch))
-            # Documents are written in row order: rowid 1 is ordinal 0.
-            ordinals.extend(
-                r[0] - 1 for r in self._query(f"SELECT rowid FROM documents WHERE doc_id IN ({marks})", batch)
-            )
-        return self.document_table.allowed_chunks(filters, np.array(ordinals, dtype=np.int64), deleted_chunks)
+        # Documents are written in row order: rowid 1 is ordinal 0.
+        rowids = self._of_documents("SELECT rowid FROM documents", filters.doc_ids)
+        return self.document_table.allowed_chunks(
+            filters, np.array(rowids, dtype=np.int64) - 1, deleted_chunks
+        )
 
     def sentence_vectors(self, first: int, stop: int) -> Vectors:
         """The vectors of sentence rows ``first`` up to ``stop``, as float32."""
@@ -476,19 +472,18 @@ class Segment:
 
     def rows_of(self, doc_ids: Sequence[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """The chunk rows and the sentence rows of the given documents, sorted."""
-        chunks: list[int] = []
-        sentences: list[int] = []
+        chunks = self._of_documents("SELECT chunk_id FROM chunks", doc_ids)
+        sentences = self._of_documents("SELECT sentence_id FROM sentences", doc_ids)
+        return np.array(sorted(chunks), dtype=np.int64), np.array(sorted(sentences), dtype=np.int64)
+
+    def _of_documents(self, select: str, doc_ids: Sequence[str]) -> list[int]:
+        """The one column ``select`` reads, of the rows of the given documents."""
+        values: list[int] = []
         for start in range(0, len(doc_ids), 500):  # SQLite caps the parameters of one query
             batch = list(doc_ids[start : start + 500])
-            marks = ",".join("?" * len(batch))
-            chunks.extend(
-                r[0] for r in self._query(f"SELECT chunk_id FROM chunks WHERE doc_id IN ({marks})", batch)
-            )
-            sentences.extend(
-                r[0]
-                for r in self._query(f"SELECT sentence_id FROM sentences WHERE doc_id IN ({marks})", batch)
-            )
-        return np.array(sorted(chunks), dtype=np.int64), np.array(sorted(sentences), dtype=np.int64)
+            found = self._query(f"{select} WHERE doc_id IN ({','.join('?' * len(batch))})", batch)
+            values.extend(row[0] for row in found)
+        return values
 
     def stored_documents(self, skip: frozenset[str]) -> Iterator[StoredDocument]:
         """Every document not in ``skip``, in row order, with its vectors: what a merge copies."""
