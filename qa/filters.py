@@ -90,7 +90,7 @@ class DocumentTable:
     """A segment's documents as arrays, for filters: each document's publication
     day, its metadata as an inverted index ((key, value) to document ordinals), and
     the document of each chunk row. Written beside the segment when it is built and
-    read back whole on a segment's first filter (on disk about 4 bytes a chunk and 8
+    read back whole when the segment is opened (on disk about 4 bytes a chunk and 8
     a document; 12 bytes a chunk in memory), where reading them from the store took
     seconds at a million chunks."""
 

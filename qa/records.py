@@ -89,9 +89,13 @@ class AnswerMode(StrEnum):
 
 @dataclass(frozen=True)
 class RemovedSentence:
-    """A sentence of a model's answer that failed verification and was not shown."""
+    """A sentence of a model's answer that failed verification and was not shown.
 
-    text: str
+    Its ``text`` is None where it is withheld: the HTTP API sends it only to admin
+    requests or with ``server.removed_text`` (a sentence the verifier threw out may
+    be false, and an API client could show it)."""
+
+    text: str | None
     reason: str
 
 
@@ -156,6 +160,9 @@ class SegmentInfo:
     kind: str
     factory: str
     bytes: int
+    # The digest of each of its files, by its path in the segment's folder
+    # (``chunks.lex/rows.npy``), checked when the segment is opened (qa.segment).
+    digests: dict[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
