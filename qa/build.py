@@ -10,6 +10,25 @@ version is written beside the served one under the build lock and published in o
 atomic step; then, if a tier of segments is full, they merge and the merge is
 published the same way (see ``qa.index``).
 
+Nothing is lost silently:
+
+- Skipped is not removed. A skipped JSONL line's id is usually unknowable, so while
+  any file or line of the source is skipped, a run removes no served article: those
+  it did not read are kept as they are (``kept_unread`` in the summary, and a line on
+  stderr). A full rebuild cannot keep them (their embeddings are of another model or
+  chunking), so with skipped input it refuses to drop any, unless ``allow_removals``.
+- A run that would remove more than ``reindex.max_removed_share`` of the served
+  articles refuses before embedding, unless ``allow_removals`` (``qa reindex
+  --allow-removals``); nothing is published.
+- The version served when the run began stays on disk through the run's last
+  publish (the update's, then each merge's) and after it, beside the newest ones.
+- Before embedding, the run estimates the bytes the new segment needs and refuses when
+  the disk clearly has less; a full disk while writing is one :class:`DiskFullError`
+  and leaves the served version in place.
+
+``qa reindex`` turns a run with skipped input into exit status 3 (published, but input
+was skipped) unless ``--allow-skips``; this module only counts them.
+
 Cutting and embedding the new and changed articles is the one stage that can run
 elsewhere: an :class:`IndexingEngine` turns articles into indexed documents, in this
 process (:class:`LocalEngine`) or on a Ray cluster (``qa.ray_engine``); every stage
@@ -36,17 +55,20 @@ from qa import __version__
 from qa.chunk import chunk_article, embedding_text, sentence_embedding_texts
 from qa.config import ChunkingSettings, Settings
 from qa.embed import Embedder, make_embedder
-from qa.errors import IndexUnavailableError
+from qa.errors import DiskFullError, IndexUnavailableError, RemovalRefusedError
 from qa.index import (
     FORMAT_VERSION,
     BuildInfo,
     Index,
+    format_bytes,
+    free_bytes,
     index_lock,
     load_index,
     merges_due,
     publish_merge,
     publish_update,
     read_manifest,
+    versions_dir,
 )
 from qa.records import Article, Chunk, Manifest, Sentence
 from qa.segment import IndexedDocument, indexed_document
@@ -70,6 +92,8 @@ class BuildSummary:
     texts_embedded: int
     texts_per_second: float
     skipped: int
+    # Served articles not in the readable source, kept because input was skipped.
+    kept_unread: int
     # Segments of the published version, and merges made after the update.
     segments: int
     merges: int
@@ -84,6 +108,16 @@ class BuildSummary:
 # Texts (chunks and sentences) of new and changed articles embedded in one call:
 # about 20 articles of the dev corpus, some 20 s on 2 cores, so progress still shows.
 GROUP_SIZE = 256
+
+# What a new segment takes on disk, estimated from the articles to embed before any
+# is: about one text (a chunk or a sentence) every 140 characters, each vector about
+# 3 bytes a dimension (float16 sentences; float32 chunks, a quarter of the texts,
+# held twice while the segment is finished), the text stored and posted about twice
+# (measured on the dev corpus). Rounded down, so that a refusal means clearly too
+# little; a disk that fills anyway is caught while writing.
+CHARS_PER_TEXT = 150
+VECTOR_BYTES_PER_DIMENSION = 3
+TEXT_COPIES = 2
 
 
 class IndexingEngine(ABC):
@@ -184,12 +218,16 @@ def build_index(
     *,
     strict: bool = False,
     progress: bool | None = None,
+    allow_removals: bool = False,
 ) -> BuildSummary:
     """Index the articles of ``source`` into a new version published at ``index_path``,
     cutting and embedding with ``engine`` (an embedder: this process).
 
     All sources are read and checked before anything is embedded; bad files and
     lines are reported on stderr and skipped, or fail the run with ``strict``.
+    Served articles the source lacks are removed by the rules of the module docstring:
+    none while input is skipped, and no more than ``reindex.max_removed_share`` of
+    them unless ``allow_removals`` (else :class:`RemovalRefusedError`).
     """
     started = time.perf_counter()
     if not isinstance(engine, IndexingEngine):
@@ -200,12 +238,32 @@ def build_index(
     info = _build_info(settings, engine)
     counts = _Counts()
     with index_lock(index_path):
+        # The version served now outlives every publish of this run: a run that goes
+        # wrong leaves a version from before it on disk to go back to.
+        keep = (index_path.resolve().name,) if index_path.exists() else ()
         previous, full_rebuild = _reusable_version(index_path, info, settings)
         hashes = previous.content_hashes() if previous is not None else {}
         show = sys.stderr.isatty() if progress is None else progress
         changed = [a for a in report.articles if hashes.get(a.doc_id) != content_hash(a)]
         counts.unchanged = len(report.articles) - len(changed)
-        removed = hashes.keys() - {article.doc_id for article in report.articles}
+        served = hashes.keys() if previous is not None else _served_ids(index_path, settings)
+        removed, kept_unread = _removals(
+            index_path,
+            served - {article.doc_id for article in report.articles},
+            served=len(served),
+            skipped=len(report.problems),
+            reusable=previous is not None,
+            max_share=settings.reindex.max_removed_share,
+            allow=allow_removals,
+        )
+        if kept_unread:
+            print(
+                f"kept {len(kept_unread)} served articles that are not in the readable source: "
+                f"{len(report.problems)} files or lines were skipped, and nothing is removed while "
+                "input is skipped (fix them, or find them with --strict)",
+                file=sys.stderr,
+            )
+        _check_space(index_path, changed, info.dimension)
         embedding_started = time.perf_counter()
         with tqdm(total=len(changed), desc="indexing", unit="doc", disable=not show, file=sys.stderr) as bar:
             manifest = publish_update(
@@ -216,9 +274,10 @@ def build_index(
                 documents=_counted(engine.documents(changed), hashes, counts, bar),
                 removed=removed,
                 source_digest=source_digest(report.articles),
+                keep=keep,
             )
         embedding_seconds = time.perf_counter() - embedding_started
-        manifest, merges = _merge(index_path, manifest, settings, info, previous)
+        manifest, merges = _merge(index_path, manifest, settings, info, previous, keep)
     if full_rebuild:
         print(f"full rebuild: {full_rebuild}", file=sys.stderr)
     return BuildSummary(
@@ -235,6 +294,7 @@ def build_index(
         texts_embedded=counts.texts_embedded,
         texts_per_second=round(counts.texts_embedded / max(embedding_seconds, 1e-9), 1),
         skipped=len(report.problems),
+        kept_unread=len(kept_unread),
         segments=len(manifest.segments),
         merges=merges,
         full_rebuild=full_rebuild,
@@ -262,13 +322,15 @@ def ingest(
     """
     info = BuildInfo(model, dimension, settings.chunking.max_tokens, settings.chunking.overlap_tokens)
     with index_lock(index_path):
+        keep = (index_path.resolve().name,) if index_path.exists() else ()
         previous, full_rebuild = _reusable_version(index_path, info, settings)
         if full_rebuild:
             raise IndexUnavailableError(f"{index_path}: cannot add to this index: {full_rebuild}")
         manifest = publish_update(
-            index_path, info, settings.index, previous=previous, documents=documents, removed=removed
-        )
-        return _merge(index_path, manifest, settings, info, previous)[0]
+            index_path, info, settings.index, previous=previous, documents=documents, removed=removed,
+            keep=keep,
+        )  # fmt: skip
+        return _merge(index_path, manifest, settings, info, previous, keep)[0]
 
 
 def content_hash(article: Article) -> str:
@@ -303,7 +365,8 @@ def ensure_index(source: Path, index_path: Path, settings: Settings, embedder: E
         and manifest.source_digest == source_digest(read_articles(source).articles)
     ):
         return False
-    build_index(source, index_path, settings, embedder)
+    # This index mirrors the given corpus (a cache for evaluations): it may lose articles.
+    build_index(source, index_path, settings, embedder, allow_removals=True)
     return True
 
 
@@ -327,10 +390,16 @@ def _incompatibility(manifest: Manifest, info: BuildInfo) -> str | None:
 
 
 def _merge(
-    index_path: Path, manifest: Manifest, settings: Settings, info: BuildInfo, previous: Index | None
+    index_path: Path,
+    manifest: Manifest,
+    settings: Settings,
+    info: BuildInfo,
+    previous: Index | None,
+    keep: Sequence[str] = (),
 ) -> tuple[Manifest, int]:
     """Merge the tiers of segments that are full, publishing each merge; returns the
-    last manifest and the number of merges. Segments already open are reused."""
+    last manifest and the number of merges. Segments already open are reused, and the
+    versions in ``keep`` are not pruned."""
     merges = 0
     opened = previous.segments() if previous is not None else {}
     while groups := merges_due(manifest, settings.index.merge_factor):
@@ -339,9 +408,12 @@ def _merge(
         )
         for group in groups:
             print(f"merging {len(group)} segments", file=sys.stderr)
-        manifest = publish_merge(
-            index_path, index, [name for group in groups for name in group], settings.index
-        )
+        try:
+            manifest = publish_merge(
+                index_path, index, [name for group in groups for name in group], settings.index, keep=keep
+            )
+        except DiskFullError as exc:
+            raise DiskFullError(f"the update was published, but merging its segments failed: {exc}") from exc
         opened = index.segments()
         merges += len(groups)
     return manifest, merges
@@ -364,6 +436,71 @@ def _reusable_version(
         return load_index(index_path, settings.index, model=info.model, dimension=info.dimension), None
     except IndexUnavailableError as exc:
         return None, f"the published index is unreadable ({exc})"
+
+
+def _served_ids(index_path: Path, settings: Settings) -> set[str]:
+    """The ids a version whose embeddings cannot be reused serves, opened with its own
+    model (a full rebuild loses those the source lacks); none when it cannot be read."""
+    if not index_path.exists():
+        return set()
+    try:
+        manifest = read_manifest(index_path)
+        index = load_index(index_path, settings.index, model=manifest.model, dimension=manifest.dimension)
+    except IndexUnavailableError:
+        return set()  # another format, or damaged: there is nothing a rebuild could keep
+    try:
+        return set(index.live_documents())
+    finally:
+        index.close()
+
+
+def _removals(
+    index_path: Path,
+    unread: set[str],
+    *,
+    served: int,
+    skipped: int,
+    reusable: bool,
+    max_share: float,
+    allow: bool,
+) -> tuple[set[str], set[str]]:
+    """The served articles the run removes and those it keeps though it did not read
+    them, from the ``unread`` ones (served, not in the readable source); refuses a run
+    that would remove too many (the rules of the module docstring)."""
+    if skipped and reusable:
+        return set(), unread  # any of them may be behind a skipped line: keep them all
+    if not unread or allow:
+        return unread, set()
+    if skipped:
+        raise RemovalRefusedError(
+            f"{index_path}: a full rebuild cannot keep the {len(unread)} served articles that are not "
+            f"in the readable source, and {skipped} files or lines of it were skipped; nothing was "
+            "published. Fix the skipped input, or run qa reindex --allow-removals to drop those articles"
+        )
+    if len(unread) > max_share * served:
+        raise RemovalRefusedError(
+            f"{index_path}: this run would remove {len(unread)} of the {served} served articles "
+            f"({len(unread) / served:.0%}), more than reindex.max_removed_share ({max_share:.0%}); "
+            "nothing was published. If the source is complete, run qa reindex --allow-removals"
+        )
+    return unread, set()
+
+
+def _check_space(index_path: Path, articles: Sequence[Article], dimension: int) -> None:
+    """Refuse, before embedding, an update the disk clearly has no room for."""
+    if not articles:
+        return
+    characters = sum(len(a.text) for a in articles)
+    text_bytes = sum(len(a.text.encode()) + len(a.title.encode()) for a in articles)
+    needed = TEXT_COPIES * text_bytes + characters // CHARS_PER_TEXT * dimension * VECTOR_BYTES_PER_DIMENSION
+    folder = versions_dir(index_path)
+    free = free_bytes(folder)
+    if free < needed:
+        raise DiskFullError(
+            f"{folder}: {format_bytes(free)} free, but indexing the {len(articles)} new and changed "
+            f"articles needs about {format_bytes(needed)}; nothing was embedded or published. Free "
+            "some space and run qa reindex again"
+        )
 
 
 def _counted(

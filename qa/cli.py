@@ -1,7 +1,9 @@
 """The ``qa`` command: ``qa serve``, ``qa reindex``, ``qa ask``, ``qa eval`` and
 ``qa models export-e5``.
 
-Errors of the package are printed as one line on stderr with exit status 1.
+Errors of the package are printed as one line on stderr with exit status 1. ``qa
+reindex`` exits 3 when it published but skipped files or lines (unless
+``--allow-skips``).
 """
 
 from __future__ import annotations
@@ -192,6 +194,11 @@ EVAL_FLOORS = {
 }
 
 
+# `qa reindex` exit status of a run that published, but skipped files or lines of its
+# source: distinct from 1 (an error, nothing published), so that a scheduler can tell.
+EXIT_SKIPPED = 3
+
+
 def add_reindex_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", type=Path, help="folder or .jsonl file of articles (setting source.path)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -211,6 +218,18 @@ def add_reindex_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="fail on a bad file or line instead of reporting and skipping it",
     )
+    parser.add_argument(
+        "--allow-skips",
+        action="store_true",
+        help=f"exit 0, not {EXIT_SKIPPED}, when files or lines were skipped (the version is published "
+        "either way, and served articles not read are kept)",
+    )
+    parser.add_argument(
+        "--allow-removals",
+        action="store_true",
+        help="publish even when the run removes more than reindex.max_removed_share of the served "
+        "articles (or, in a full rebuild with skipped input, any)",
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -229,16 +248,15 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     from qa.app import create_app
     from qa.service import QAService
+    from qa.serving import run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # qa.access logs method, path, status and latency; uvicorn's own access log
     # would add the query string, which holds search questions.
     server = settings.server
-    options: dict[str, Any] = dict(host=server.host, port=server.port, log_level="info", access_log=False)
+    options: dict[str, Any] = dict(log_level="info", access_log=False)
     if server.workers > 1:
         # Each worker process opens the index itself (its files are mapped, so the
         # workers share their pages) and reads the same settings: the config file and
@@ -257,12 +275,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         for key, value in _overrides(args).items():
             if value is not None:
                 os.environ["QA_" + key.replace(".", "_").upper()] = str(value)
-        uvicorn.run("qa.app:app_from_environment", factory=True, workers=server.workers, **options)
+        run("qa.app:app_from_environment", server, factory=True, **options)
         return 0
     # Load once before binding, so a missing or mismatched index fails with its own
     # message instead of a server that starts and then cannot answer.
     service = QAService.open(settings)
-    uvicorn.run(create_app(settings, service=service), **options)
+    run(create_app(settings, service=service), server, **options)
     return 0
 
 
@@ -288,8 +306,16 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
             engine,
             strict=args.strict,
             progress=False if args.no_progress else None,
+            allow_removals=args.allow_removals,
         )
     print(json.dumps(dataclasses.asdict(summary), ensure_ascii=False))
+    if summary.skipped and not args.allow_skips:
+        print(
+            f"published version {summary.version}, but {summary.skipped} files or lines were skipped "
+            f"(exit status {EXIT_SKIPPED}; --allow-skips accepts them)",
+            file=sys.stderr,
+        )
+        return EXIT_SKIPPED
     return 0
 
 

@@ -24,14 +24,17 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import errno
 import fcntl
 import functools
 import json
 import math
 import os
+import re
 import secrets
 import shutil
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import sqlite3
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,16 +49,26 @@ import numpy.typing as npt
 from qa import __version__
 from qa.config import IndexSettings
 from qa.embed import Vectors
-from qa.errors import BuildLockedError, IndexMismatchError, IndexUnavailableError, NotFoundError
+from qa.errors import (
+    BuildLockedError,
+    DiskFullError,
+    IndexMismatchError,
+    IndexUnavailableError,
+    NotFoundError,
+)
 from qa.filters import Filters
 from qa.lexical import Scores, lookup
 from qa.records import Article, Chunk, Manifest, SegmentInfo, Sentence
 from qa.segment import IndexedDocument, Segment, SegmentWriter, fsync_tree, indexed_document
 
-FORMAT_VERSION = 5
+# 6: the manifest records a digest of every segment file.
+FORMAT_VERSION = 6
 MANIFEST = "manifest.json"
 DELETED = "deleted.json"
 SEGMENTS = "segments"
+# The newest versions kept on disk after a publish; a reindex also keeps the version
+# that was served when it began (``keep``), so that a run which publishes an update
+# and then merges never prunes the last version from before it.
 KEEP_VERSIONS = 2
 # Segments of up to this many live chunks form the smallest tier; each tier above
 # holds segments up to merge_factor times larger.
@@ -125,10 +138,15 @@ def publish_update(
     documents: Iterable[IndexedDocument],
     removed: Iterable[str] = (),
     source_digest: str = "",
+    keep: Collection[str] = (),
 ) -> Manifest:
     """Publish a version: the segments of ``previous`` plus one new segment of
     ``documents``. A document written there replaces its copy in an older segment,
     which is marked deleted, as are the ``removed`` documents.
+
+    Versions named in ``keep`` (the one served when the reindex began) survive the
+    pruning after the publish. A full disk raises :class:`DiskFullError`, the
+    version served before left in place.
 
     This is also the way in for documents embedded elsewhere (precomputed vectors):
     build them with :func:`qa.segment.indexed_document`. The caller holds
@@ -136,12 +154,21 @@ def publish_update(
     build, or a full rebuild).
     """
     kept = list(previous.manifest.segments) if previous is not None else []
-    return _publish(path, info, settings, previous, kept, documents, removed, source_digest)
+    with _disk_full_as_error(path):
+        return _publish(path, info, settings, previous, kept, documents, removed, source_digest, keep=keep)
 
 
-def publish_merge(path: Path, index: Index, names: Sequence[str], settings: IndexSettings) -> Manifest:
+def publish_merge(
+    path: Path,
+    index: Index,
+    names: Sequence[str],
+    settings: IndexSettings,
+    *,
+    keep: Collection[str] = (),
+) -> Manifest:
     """Publish a version in which the segments ``names`` of ``index`` are merged into
-    one, their deleted documents left out. Search results are the same before and after."""
+    one, their deleted documents left out. Search results are the same before and after.
+    ``keep`` and a full disk: as for :func:`publish_update`."""
     merged = [view for view in index.views if view.info.name in names]
     kept = [view.info for view in index.views if view.info.name not in names]
     manifest = index.manifest
@@ -154,7 +181,8 @@ def publish_merge(path: Path, index: Index, names: Sequence[str], settings: Inde
         for view in merged
         for s in view.segment.stored_documents(view.deleted)
     )
-    return _publish(path, info, settings, index, kept, documents, (), manifest.source_digest)
+    with _disk_full_as_error(path):
+        return _publish(path, info, settings, index, kept, documents, (), manifest.source_digest, keep=keep)
 
 
 def _publish(
@@ -166,10 +194,12 @@ def _publish(
     documents: Iterable[IndexedDocument],
     removed: Iterable[str],
     source_digest: str,
+    *,
+    keep: Collection[str] = (),
 ) -> Manifest:
     """Write and publish a version of the ``kept`` segments of ``previous`` and a new
     one of ``documents``; the copies of written and removed documents in kept segments
-    are marked deleted."""
+    are marked deleted. Versions named in ``keep`` are not pruned afterwards."""
     version = _new_name()
     root = versions_dir(path)
     root.mkdir(parents=True, exist_ok=True)
@@ -204,7 +234,7 @@ def _publish(
         if stats.documents:
             infos.append(
                 SegmentInfo(name, next_chunk, next_sentence, stats.documents, stats.chunks, stats.sentences,
-                            0, stats.kind, stats.factory, stats.bytes)
+                            0, stats.kind, stats.factory, stats.bytes, stats.digests)
             )  # fmt: skip
             next_chunk += stats.chunks
             next_sentence += stats.sentences
@@ -232,10 +262,12 @@ def _publish(
         fsync_tree(staging)
         final = root / version
         staging.rename(final)
+        # The rename is an entry of the versions folder: flushed only with that folder.
+        fsync_folder(root)
         _point(path, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    _remove_old_versions(path)
+    _remove_old_versions(path, keep)
     return manifest
 
 
@@ -250,6 +282,8 @@ def _link_tree(source: Path, target: Path) -> None:
     try:
         shutil.copytree(source, target, copy_function=os.link)
     except OSError as exc:
+        if disk_full(exc):  # no room for the new entries: reported as a full disk
+            raise
         raise IndexUnavailableError(
             f"{source}: cannot link the segment into the new version ({exc})"
         ) from exc
@@ -285,16 +319,91 @@ def _point(path: Path, version_folder: Path) -> None:
     link = path.with_name(f".{path.name}.link-{secrets.token_hex(3)}")
     link.symlink_to(os.path.relpath(version_folder, path.parent))
     os.replace(link, path)
+    # Until its folder is flushed, a power cut may bring the old link back.
+    fsync_folder(path.parent)
 
 
-def _remove_old_versions(path: Path) -> None:
+def _remove_old_versions(path: Path, keep: Collection[str] = ()) -> None:
+    """Remove the versions other than the served one, the KEEP_VERSIONS newest and
+    those named in ``keep``."""
     current = path.resolve().name if path.exists() else ""
     root = versions_dir(path)
     versions = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    keep = {current, *(p.name for p in versions[-KEEP_VERSIONS:])}
+    kept = {current, *keep, *(p.name for p in versions[-KEEP_VERSIONS:])}
     for folder in versions:
-        if folder.name not in keep:
+        if folder.name not in kept:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (names created, renamed or removed in it) to disk."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+# What the C++ of FAISS puts in the message of a write that failed for want of room.
+_NO_SPACE_TEXTS = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
+# NumPy's message for a short write (np.save of a full disk), an OSError without errno.
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether ``error`` says the disk or the quota is full, as an OSError (ENOSPC,
+    EDQUOT), NumPy (a short write), SQLite (SQLITE_FULL) or FAISS (a RuntimeError
+    quoting the OS) says it."""
+    if isinstance(error, OSError):
+        if error.errno is None:
+            return bool(_SHORT_WRITE.fullmatch(str(error)))
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(error, sqlite3.Error):
+        return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    return isinstance(error, RuntimeError) and any(text in str(error) for text in _NO_SPACE_TEXTS)
+
+
+def free_bytes(folder: Path) -> int:
+    """Bytes free to this user on the disk of ``folder`` (or of its nearest existing parent)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def format_bytes(size: float) -> str:
+    """``size`` bytes for a message: 812 bytes, 3.4 MB, 12.0 GB."""
+    if size < 1000:
+        return f"{size:.0f} bytes"
+    for unit in ("KB", "MB"):
+        size /= 1000
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1000:.1f} GB"
+
+
+@contextmanager
+def _disk_full_as_error(path: Path) -> Iterator[None]:
+    """Turn a full disk anywhere in writing a version into one DiskFullError that names
+    the folder, the space left, and whether the version served before still is.
+    (``_publish`` has removed its temporary folder by then.)"""
+    served = path.resolve() if path.exists() else None
+    try:
+        yield
+    except (OSError, sqlite3.Error, RuntimeError) as exc:
+        if not disk_full(exc):
+            raise
+        root = versions_dir(path)
+        now = path.resolve() if path.exists() else None
+        if now != served:  # it failed after the switch: only the last flush is in doubt
+            outcome = f"version {now.name if now else '?'} was published, but may not be flushed to disk"
+        elif served is not None:
+            outcome = f"nothing was published and {path} still serves version {served.name}"
+        else:
+            outcome = "nothing was published"
+        raise DiskFullError(
+            f"{root}: the disk is full ({format_bytes(free_bytes(root))} free) while writing a new "
+            f"index version; {outcome}. Free some space and run qa reindex again"
+        ) from exc
 
 
 def merges_due(manifest: Manifest, merge_factor: int) -> list[list[str]]:
@@ -570,8 +679,10 @@ class Index:
         return LexicalScores(self.views, query_tokens, allowed)
 
     def disk_problem(self) -> str | None:
-        """What changed in this version's files on disk since it was opened, if anything:
-        the service keeps answering from the files it holds open, but a restart would fail."""
+        """What changed in this version's files on disk since it was opened, if anything
+        (the service keeps answering from the files it holds open, but a restart would
+        fail), or what a filtered search needs and does not have: each segment's
+        document table of its rows, and its store answering a lookup."""
         try:
             if (self.folder / MANIFEST).stat().st_ino != self._manifest_identity:
                 return f"{self.folder}: manifest.json was replaced; run qa reindex"
@@ -587,6 +698,9 @@ class Index:
                     return f"{folder}: missing {name}; run qa reindex"
                 if (status.st_ino, status.st_size, status.st_mtime_ns) != identity:
                     return f"{folder}: {name} changed on disk; run qa reindex"
+            problem = view.segment.problem()
+            if problem is not None:
+                return f"{folder}: {problem}; run qa reindex"
         return None
 
     def close(self) -> None:
@@ -622,7 +736,8 @@ def load_index(
         )
     opened = opened or {}
     segments = {
-        info.name: opened.get(info.name) or Segment(folder / SEGMENTS / info.name, settings.nprobe)
+        info.name: opened.get(info.name)
+        or Segment(folder / SEGMENTS / info.name, settings.nprobe, info.digests)
         for info in manifest.segments
     }
     return Index(folder, manifest, segments)
