@@ -20,9 +20,9 @@ from qa.embed import Embedder
 from qa.generate import EvidenceSentence, build_prompt, load_encoding
 from qa.records import Article, Sentence, SentenceKind, Turn
 from qa.sources import read_articles
-from qa.verify import Span, Verifier, complete_sentences, numbers, split_answer, unsupported_names
+from qa.verify import Span, Verdict, Verifier, complete_sentences, numbers, split_answer, unsupported_names
 
-from .conftest import DEV_CORPUS, REPO, SAMPLE_CORPUS
+from .conftest import CAMERON_SENTENCE, DEV_CORPUS, REPO, SAMPLE_CORPUS
 
 CLAIMS = REPO / "tests" / "data" / "claims.jsonl"
 
@@ -94,6 +94,76 @@ def test_the_verifier_on_claims_written_from_the_dev_set(
     assert share(("other_article",), kept=False) >= 0.97
     assert share(("person",), kept=False) >= 0.26  # English 10/17; Arabic name swaps are not caught
     assert share(("number", "person", "other_article"), kept=False) >= 0.73  # target 0.90
+    # A claim that drops a negation of its span (often a partial quote) or adds one.
+    assert share(("negation",), kept=False) >= 1.0
+
+
+def _span(embedder: Embedder, text: str, title: str = "") -> Span:
+    """An evidence sentence with the vector the index would store for it."""
+    return Span(text, title, embedder.embed_passages([f"{title}\n{text}" if title else text])[0])
+
+
+MINISTER = "Officials denied reports that the minister resigned on Monday."
+MINISTER_AR = "نفى مسؤولون تقارير أفادت بأن الوزير استقال يوم الاثنين."
+
+
+@pytest.mark.parametrize(
+    ("span", "claim", "cue"),
+    [
+        (MINISTER, "The minister resigned on Monday [1].", "denied"),
+        (MINISTER_AR, "الوزير استقال يوم الاثنين [1].", "نفى"),
+        (MINISTER_AR, "The minister resigned on Monday [1].", "نفى"),
+        ("The minister did not resign on Monday.", "The minister did resign on Monday [1].", "not"),
+        ("لم يستقل الوزير يوم الاثنين.", "استقال الوزير يوم الاثنين [1].", "لم"),
+    ],
+    ids=["en-partial-quote", "ar-partial-quote", "en-claim-ar-span", "en-paraphrase", "ar-paraphrase"],
+)
+def test_a_claim_that_drops_the_negation_of_its_span_is_removed(
+    embedder: Embedder, span: str, claim: str, cue: str
+) -> None:
+    verifier = Verifier(embedder, 0.86, 0.80)
+    (verdict,) = verifier.check(split_answer(claim), {1: _span(embedder, span)})
+    assert verdict.reason == f"drops the negation '{cue}' of its source [1]"
+
+
+def test_a_claim_that_adds_a_negation_is_removed(embedder: Embedder) -> None:
+    verifier = Verifier(embedder, 0.86, 0.80)
+    evidence = {1: _span(embedder, CAMERON_SENTENCE)}
+    answer = "Cameron said he would not ask Putin to focus Russian air strikes in Syria on Islamic State [1]."
+    (verdict,) = verifier.check(split_answer(answer), evidence)
+    assert verdict.reason == "adds a negation 'not' that its source [1] does not have"
+    (verdict,) = verifier.check(split_answer("قال كاميرون إنه لن يدعو بوتين [1]."), evidence)
+    assert verdict.reason == "adds a negation 'لن' that its source [1] does not have"
+
+
+def test_a_quote_passes_as_such_only_when_it_covers_whole_clauses(embedder: Embedder) -> None:
+    verifier = Verifier(embedder, 0.86, 0.80)
+    span = "Britain takes part in the air strikes in Iraq, but it will not extend its mission to Syria."
+    evidence = {1: _span(embedder, span)}
+
+    def verdict(claim: str) -> Verdict:
+        (found,) = verifier.check(split_answer(claim + " [1]."), evidence)
+        return found
+
+    # A whole clause, a clause without its "but", the whole sentence: quotes, no embedding.
+    for quote in (
+        "Britain takes part in the air strikes in Iraq",
+        "It will not extend its mission to Syria",
+        "Britain takes part in the air strikes in Iraq, but it will not extend its mission to Syria",
+    ):
+        assert verdict(quote).reason is None and verdict(quote).similarity == {1: 1.0}, quote
+    # A fragment of a clause is no quote: it is measured like any other claim.
+    assert verdict("Britain takes part in the air").similarity != {1: 1.0}
+    dropped = verdict("It will extend its mission to Syria")
+    assert dropped.reason == "drops the negation 'not' of its source [1]"
+    # "Still" (لا تزال، ما زال) and "not only" are no negations.
+    for text, claim in (
+        ("وتشارك بريطانيا في الضربات، ولا تزال الخلافات ماثلة.", "الخلافات ماثلة [1]."),
+        ("Cartier used the name not only for the village but for the whole region.",
+         "Cartier used the name for the whole region [1]."),
+    ):  # fmt: skip
+        (kept,) = verifier.check(split_answer(claim), {1: _span(embedder, text)})
+        assert kept.reason is None or "negation" not in kept.reason, kept.reason
 
 
 def test_the_prompt_never_exceeds_its_budget_nor_cuts_a_sentence(base_settings: Settings) -> None:
