@@ -831,3 +831,42 @@ def test_a_widget_with_bad_data_filters_says_so_and_never_asks_the_whole_archive
     else:  # not sent at all
         assert posted == []
         tab.assert_no_errors(allowed=r"^console error: QA widget: data-filters is not")
+
+
+def test_history_questions_are_cut_by_code_points_and_never_split_an_emoji(
+    tab: Tab, qa_server: Server
+) -> None:
+    # 499 characters, then an emoji (two UTF-16 units: the 500th and 501st), then more:
+    # cut at 500 UTF-16 units, the emoji would be split and its lone half refused (400).
+    head = "What did Cameron ask Putin? "
+    first = head + "a" * (499 - len(head)) + "\U0001f600" + " and what else did they say?"
+    assert len(first) < 1000 and len(first.encode("utf-16-le")) // 2 > 500
+    cut = first[:499] + "\U0001f600"  # the first 500 code points
+    follow_ups = [FOLLOW_UP, "Where did they meet?", "When did they meet?"]
+    page = tab.page
+    bodies: list[Any] = []
+    statuses: list[int] = []
+    page.on("request", lambda r: bodies.append(r.post_data_json) if r.url.endswith("/ask/stream") else None)
+    page.on("response", lambda r: statuses.append(r.status) if r.url.endswith("/ask/stream") else None)
+    page.goto(f"{qa_server.base}/")
+    page.locator("[data-qa-input]").wait_for()
+    for number, question in enumerate([first, *follow_ups]):
+        page.locator("[data-qa-input]").fill(question)
+        page.locator("[data-qa-input]").press("Enter")
+        answer = tab.answers().nth(number)
+        answer.and_(page.locator("[data-qa-state=done], [data-qa-state=error]")).wait_for()
+        assert answer.get_attribute("data-qa-state") == "done", answer.inner_text()
+        assert answer.locator("[data-qa-error]").count() == 0
+    assert statuses == [200] * 4
+    assert [body["question"] for body in bodies] == [first, *follow_ups]
+    for body in bodies[1:]:
+        earlier = body["history"][0]
+        assert (earlier["question"] if isinstance(earlier, dict) else earlier) == cut
+    # Nothing the widget sends has a lone surrogate, even a question given to QAWidget.ask().
+    page.evaluate("() => window.QAWidget.ask('Putin \\ud83d and Cameron')")
+    tab.wait_answer(4)
+    assert statuses == [200] * 5
+    assert bodies[-1]["question"] == "Putin \ufffd and Cameron"
+    sent = json.dumps(bodies, ensure_ascii=False)
+    assert not re.search("[\ud800-\udfff]", sent), "a lone surrogate was sent"
+    tab.assert_no_errors()

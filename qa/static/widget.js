@@ -35,7 +35,7 @@
   }
 
   var HISTORY_TURNS = 3; // earlier questions sent with a follow-up
-  var HISTORY_CHARS = 500; // each cut to this length
+  var HISTORY_CHARS = 500; // each cut to this many code points (the server counts them, as Python does)
   var HISTORY_ANSWER_CHARS = 4000; // an earlier answer sent with its question is cut to this length
 
   var STRINGS = {
@@ -224,6 +224,29 @@
   /** Code points, so that offsets computed in Python (str indices) slice the same way. */
   function codePoints(text) {
     return Array.from(text);
+  }
+
+  /**
+   * ``value`` with every lone surrogate in its strings (keys too) replaced by U+FFFD:
+   * JSON.stringify would write one as a "\ud83d" escape, and the server refuses that body (400).
+   */
+  function wellFormed(value) {
+    if (typeof value === "string") {
+      return value.replace(/[\ud800-\udbff][\udc00-\udfff]|[\ud800-\udfff]/g, function (unit) {
+        return unit.length === 2 ? unit : "\ufffd";
+      });
+    }
+    if (Array.isArray(value)) {
+      return value.map(wellFormed);
+    }
+    if (value !== null && typeof value === "object") {
+      var copy = Object.create(null); // so that a "__proto__" key stays a key
+      Object.keys(value).forEach(function (key) {
+        copy[wellFormed(key)] = wellFormed(value[key]);
+      });
+      return copy;
+    }
+    return value;
   }
 
   function WidgetError(kind, status, detail) {
@@ -456,7 +479,8 @@
     this.log.appendChild(user);
     // Turns that got an answer go as {question, answer} (a model sees the answers too).
     var history = this.history.slice(-HISTORY_TURNS).map(function (item) {
-      var asked = item.question.slice(0, HISTORY_CHARS);
+      // By code points, as the answers: a cut by UTF-16 units can split an emoji.
+      var asked = codePoints(item.question).slice(0, HISTORY_CHARS).join("");
       if (!item.answer) {
         return asked;
       }
@@ -797,7 +821,7 @@
       mode: "cors",
       credentials: "omit",
       headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-      body: JSON.stringify(body),
+      body: JSON.stringify(wellFormed(body)),
       signal: controller.signal,
     })
       .catch(function () {
