@@ -121,8 +121,22 @@ class LLMSettings:
 class LimitSettings:
     max_question_chars: int = 1000
     max_body_bytes: int = 65536
+    # Requests one client (by address) may make per minute, in each worker process.
     rate_limit_per_minute: int = 120
     request_timeout_seconds: float = 30.0
+    # What one question may cost: the text embedded for retrieval is the question and
+    # at most query_history_questions recent history questions, cut to max_query_tokens
+    # of the embedder's tokens (the question first, then the most recent turns).
+    max_query_tokens: int = 128
+    query_history_questions: int = 2
+    # Requests one client may have running at once (0 = no cap), and how long a
+    # question waits for the embedder before it is answered 503.
+    max_concurrent_per_client: int = 4
+    embed_wait_seconds: float = 5.0
+
+
+# An admin token shorter than this is refused: it guards reloads and debug details.
+MIN_ADMIN_TOKEN_CHARS = 24
 
 
 @dataclass(frozen=True)
@@ -131,9 +145,27 @@ class ServerSettings:
     port: int = 8000
     cors_origins: tuple[str, ...] = ()
     reload_interval_seconds: float = 2.0
-    admin_token: str = ""
+    # Only from QA_SERVER_ADMIN_TOKEN; repr=False keeps it out of every log line and error.
+    admin_token: str = field(default="", repr=False, metadata={"kind": _SECRET})
     # Processes serving the API, sharing the index's memory-mapped files.
     workers: int = 1
+    # Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are
+    # believed (uvicorn's forwarded_allow_ips); "*" trusts every peer.
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1",)
+    # Connections held open at once (more are closed on arrival), and how long a
+    # connection may sit idle between requests, take to send its headers, and its body.
+    max_connections: int = 512
+    keep_alive_seconds: int = 5
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 20.0
+    # The interactive API pages (/schema, /schema/redoc ...): they load no script
+    # from outside the service, but are off unless asked for; /schema/openapi.json
+    # is always served.
+    openapi_ui: bool = False
+    # Whether every client sees the text of the sentences the verifier removed from
+    # a written answer (their reasons and counts are always sent); without it only
+    # a request with the admin token does.
+    removed_text: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,6 +182,9 @@ class ReindexSettings:
     ray_gpus_per_actor: float = 0.0
     # How long the cluster may take to be reached and to start every embedder.
     ray_timeout_seconds: float = 60.0
+    # A run that would remove more than this share of the served articles refuses
+    # (qa reindex --allow-removals lets it).
+    max_removed_share: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -342,6 +377,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("server.reload_interval_seconds must be above 0")
     if settings.server.workers < 1:
         raise ConfigError("server.workers must be at least 1")
+    _validate_server(settings.server)
+    _validate_limits(settings.limits)
+    if not 0 <= settings.reindex.max_removed_share <= 1:
+        raise ConfigError("reindex.max_removed_share must be between 0 and 1")
     _validate_index(settings.index)
     if not 0 < settings.server.port < 65536:
         raise ConfigError("server.port must be between 1 and 65535")
@@ -358,6 +397,28 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"embedding.{name} is {value!r}; expected {expected}{empty}")
     if not re.fullmatch(r"cpu|cuda(:\d+)?", embedding.device):
         raise ConfigError(f"embedding.device is {embedding.device!r}; expected 'cpu', 'cuda' or 'cuda:N'")
+
+
+def _validate_server(server: ServerSettings) -> None:
+    if server.admin_token and len(server.admin_token) < MIN_ADMIN_TOKEN_CHARS:
+        raise ConfigError(
+            f"server.admin_token (QA_SERVER_ADMIN_TOKEN) must be at least {MIN_ADMIN_TOKEN_CHARS} "
+            f"characters, not {len(server.admin_token)}; e.g. python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'"
+        )
+    if server.max_connections < 1 or server.keep_alive_seconds < 1:
+        raise ConfigError("server.max_connections and server.keep_alive_seconds must be at least 1")
+    if server.header_timeout_seconds <= 0 or server.body_timeout_seconds <= 0:
+        raise ConfigError("server.header_timeout_seconds and server.body_timeout_seconds must be above 0")
+
+
+def _validate_limits(limits: LimitSettings) -> None:
+    if limits.max_query_tokens < 8 or limits.query_history_questions < 0:
+        raise ConfigError("limits.max_query_tokens must be >= 8 and limits.query_history_questions >= 0")
+    if limits.max_concurrent_per_client < 0 or limits.embed_wait_seconds <= 0:
+        raise ConfigError(
+            "limits.max_concurrent_per_client must be >= 0 and limits.embed_wait_seconds above 0"
+        )
 
 
 INDEX_KINDS = ("auto", "flat", "ivf")

@@ -107,7 +107,10 @@ class ChatClient:
         The whole stream must end within ``timeout_seconds``.
         """
         # No cancel scope around a yield (anyio forbids it in async generators): each
-        # read is bounded by httpx's timeout and the whole stream by this deadline.
+        # wait for the next event is bounded by what is left of the deadline instead.
+        # Checking the clock only when an event arrives is not enough: a server that
+        # sends keep-alive comments (": ping") resets httpx's read timeout and makes
+        # no event, so such a stream would never stop.
         started = time.perf_counter()
         deadline = time.monotonic() + self.settings.timeout_seconds
         received = False
@@ -122,9 +125,13 @@ class ChatClient:
                 _check_status(source.response)
                 if "text/event-stream" not in source.response.headers.get("content-type", ""):
                     raise LLMError("the model did not answer with an event stream")
-                async for event in source.aiter_sse():
-                    if time.monotonic() > deadline:
-                        raise TimeoutError
+                events = source.aiter_sse()
+                while True:
+                    with anyio.fail_after(max(0.0, deadline - time.monotonic())):
+                        try:
+                            event = await anext(events)
+                        except StopAsyncIteration:
+                            break
                     if event.data.strip() == "[DONE]":
                         break
                     piece, finish_reason = _delta(event.data)

@@ -42,6 +42,14 @@ SENTENCE_LEXICAL_WEIGHT = 0.05
 
 
 @dataclass(frozen=True)
+class Query:
+    """The text retrieved for, and its embedding."""
+
+    text: str
+    vector: Vectors
+
+
+@dataclass(frozen=True)
 class Retrieval:
     """The passages found for a question, with what answering reuses."""
 
@@ -57,11 +65,17 @@ class Retriever:
         self.index = index
         self.embedder = embedder
 
-    def retrieve(self, question: str, k: int, filters: Filters | None = None) -> Retrieval:
-        """The ``k`` best passages for ``question``, best first; with ``filters``, only
+    def query(self, question: str) -> Query:
+        """``question`` embedded and tokenized, ready to retrieve with."""
+        return Query(question, self.embedder.embed_queries([question])[0])
+
+    def retrieve(self, query: Query | str, k: int, filters: Filters | None = None) -> Retrieval:
+        """The ``k`` best passages for ``query``, best first; with ``filters``, only
         passages of the articles they allow (k of them whenever k exist)."""
         index = self.index
-        query_vector = self.embedder.embed_queries([question])[0]
+        if isinstance(query, str):
+            query = self.query(query)
+        question, query_vector = query.text, query.vector
         allowed = index.allowed(filters) if filters is not None and not filters.empty else None
         lexical = index.lexical(tokens(question), allowed)
         dense = dict(index.search(query_vector, max(CANDIDATES, k), allowed))

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import threading
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,16 +22,17 @@ from qa.answer import Answerer
 from qa.answerability import AnswerabilityModel
 from qa.config import Settings
 from qa.embed import Embedder, make_embedder
-from qa.errors import InvalidRequestError, LLMError, QAError
+from qa.errors import InvalidRequestError, LLMError, QAError, RequestTimeoutError, ServiceBusyError
 from qa.filters import Filters, day_number
 from qa.generate import AnswerWriter
 from qa.index import Index, load_index
 from qa.records import Answer, AnswerPiece, Article, Passage, Turn
-from qa.retrieve import Retrieval, Retriever
+from qa.retrieve import Query, Retrieval, Retriever
 
 logger = logging.getLogger("qa.service")
 
-# A follow-up question is retrieved together with at most this many earlier questions.
+# The most earlier turns a request may send (retrieval uses the most recent
+# limits.query_history_questions of them; a model configured sees them all).
 MAX_HISTORY = 5
 # An earlier answer sent back as a turn of the conversation (several cited sentences).
 MAX_HISTORY_ANSWER_CHARS = 4000
@@ -43,6 +47,84 @@ def contextual_query(question: str, history: Sequence[str] = ()) -> str:
     """
     earlier = [item.strip() for item in history if item.strip()]
     return "\n".join([*earlier, question])
+
+
+def bounded_query(
+    question: str,
+    history: Sequence[str],
+    count_tokens: Callable[[str], int],
+    max_tokens: int,
+    max_history: int,
+) -> str:
+    """The :func:`contextual_query` of ``question`` within ``max_tokens`` tokens: the
+    question (cut at a word if it alone is longer), then as many of the last
+    ``max_history`` earlier questions as fit, most recent first.
+
+    Embedding costs grow faster than the text: a 1,000-character question with five
+    1,000-character turns was about 1,460 tokens, some 140 times the work of a
+    normal question. The budget keeps every question's cost within a small multiple.
+    """
+    question = cut_to_tokens(question, count_tokens, max_tokens)
+    recent = [item.strip() for item in history if item.strip()]
+    recent = recent[len(recent) - max_history :] if max_history else []
+    chosen: list[str] = []
+    for earlier in reversed(recent):
+        if count_tokens(contextual_query(question, [earlier, *chosen])) > max_tokens:
+            break
+        chosen.insert(0, earlier)
+    return contextual_query(question, chosen)
+
+
+def cut_to_tokens(text: str, count_tokens: Callable[[str], int], max_tokens: int) -> str:
+    """The longest start of ``text`` within ``max_tokens`` tokens, at a word boundary
+    when there is one in its second half."""
+    if count_tokens(text) <= max_tokens:
+        return text
+    fits, too_long = 0, len(text)  # a binary search: about ten counts for 1,000 characters
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if count_tokens(text[:middle]) <= max_tokens:
+            fits = middle
+        else:
+            too_long = middle
+    cut = text[:fits]
+    boundary = max(cut.rfind(" "), cut.rfind("\n"))
+    return (cut[:boundary] if boundary > len(cut) // 2 else cut).rstrip()
+
+
+# Control characters (C0, DEL, C1) other than tab and newline: a question starting
+# with U+0000 reached the C engine as an empty string.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def without_control_characters(text: str) -> str:
+    return _CONTROL.sub(" ", text)
+
+
+class QueryGate:
+    """Questions take turns at the embedder, each waiting at most ``wait_seconds``
+    (or until its request's deadline): a flood queues no unbounded work, and a
+    question whose client was already answered 503 is dropped, not embedded."""
+
+    def __init__(self, wait_seconds: float) -> None:
+        self.wait_seconds = wait_seconds
+        self._turn = threading.Lock()
+
+    @contextmanager
+    def turn(self, deadline: float | None = None) -> Iterator[None]:
+        wait = self.wait_seconds
+        if deadline is not None:
+            wait = min(wait, deadline - time.monotonic())
+        if wait <= 0 or not self._turn.acquire(timeout=wait):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise RequestTimeoutError("the request ran out of time waiting for the embedder")
+            raise ServiceBusyError(
+                f"the service is busy: no embedder was free within {self.wait_seconds:g} s; try again"
+            )
+        try:
+            yield
+        finally:
+            self._turn.release()
 
 
 @dataclass(frozen=True)
@@ -62,6 +144,7 @@ class QAService:
         index: Index,
         writer: AnswerWriter | None = None,
         answerability: AnswerabilityModel | None = None,
+        gate: QueryGate | None = None,
     ) -> None:
         self.settings = settings
         self.embedder = embedder
@@ -69,8 +152,10 @@ class QAService:
         self.retriever = Retriever(index, embedder)
         self.answerability = answerability or AnswerabilityModel.load()
         self.answerer = Answerer(index, settings.answer, self.answerability)
-        # Writes answers with a model when [llm] is configured; outlives index reloads.
+        # Writes answers with a model when [llm] is configured; outlives index reloads,
+        # as the gate to the embedder does.
         self.writer = writer
+        self.gate = gate or QueryGate(settings.limits.embed_wait_seconds)
 
     @classmethod
     def open(
@@ -116,13 +201,29 @@ class QAService:
         k: int | None = None,
         history: Sequence[str | Turn] = (),
         filters: Filters | None = None,
+        deadline: float | None = None,
     ) -> Asked:
         """Check the request and retrieve its passages (of the articles ``filters``
-        allow); InvalidRequestError if it is wrong."""
+        allow); InvalidRequestError if it is wrong. Past ``deadline`` (a
+        ``time.monotonic()`` value: when the client is answered 503) the work stops."""
         question = self._checked_question(question)
         turns = tuple(Turn(t) if isinstance(t, str) else t for t in self._checked_history(history))
-        query = contextual_query(question, [t.question for t in turns])
-        return Asked(question, turns, self.retriever.retrieve(query, self._checked_k(k), filters))
+        k = self._checked_k(k)
+        query = self._query(question, [t.question for t in turns], deadline)
+        if deadline is not None and time.monotonic() > deadline:
+            raise RequestTimeoutError("the request ran out of time before its search")
+        return Asked(question, turns, self.retriever.retrieve(query, k, filters))
+
+    def _query(self, question: str, history: Sequence[str], deadline: float | None) -> Query:
+        """The question and the most recent history within the query budget, embedded
+        in its turn at the embedder."""
+        limits = self.settings.limits
+        with self.gate.turn(deadline):
+            text = bounded_query(
+                question, history, self.embedder.count_tokens, limits.max_query_tokens,
+                limits.query_history_questions,
+            )  # fmt: skip
+            return self.retriever.query(text)
 
     def extractive(self, asked: Asked) -> Answer:
         return self.answerer.answer(asked.question, asked.retrieval)
@@ -134,7 +235,9 @@ class QAService:
         A written answer carries the confidence of the evidence it was written from;
         a "not answered" reply, or one with no sentence verified, is ``found: false``
         whatever that confidence."""
-        confidence = self.answerer.confidence(asked.question, asked.retrieval)
+        confidence = await anyio.to_thread.run_sync(
+            self.answerer.confidence, asked.question, asked.retrieval, abandon_on_cancel=True
+        )
         writer = self._writer_for(confidence)
         if not isinstance(writer, AnswerWriter):
             return await self._quoted(asked, writer)
@@ -145,10 +248,12 @@ class QAService:
         writer.health.record_success()
         return dataclasses.replace(answer, confidence=confidence)
 
-    async def written_stream(self, asked: Asked) -> AsyncIterator[AnswerPiece | Answer]:
+    async def written_stream(self, asked: Asked) -> AsyncGenerator[AnswerPiece | Answer, None]:
         """Verified sentences of the model's answer as they come, then the whole answer;
         the quoted answer alone (with ``llm_error``) if the model fails before a sentence."""
-        confidence = self.answerer.confidence(asked.question, asked.retrieval)
+        confidence = await anyio.to_thread.run_sync(
+            self.answerer.confidence, asked.question, asked.retrieval, abandon_on_cancel=True
+        )
         writer = self._writer_for(confidence)
         if not isinstance(writer, AnswerWriter):
             yield await self._quoted(asked, writer)
@@ -180,13 +285,18 @@ class QAService:
         return await self._quoted(asked, str(exc))
 
     def search(
-        self, query: str, k: int | None = None, filters: Filters | None = None, *, newest: bool = False
+        self,
+        query: str,
+        k: int | None = None,
+        filters: Filters | None = None,
+        *,
+        newest: bool = False,
+        deadline: float | None = None,
     ) -> tuple[Passage, ...]:
         """The ``k`` passages most relevant to ``query``; with ``newest``, those same
         passages ordered by their articles' publication day, newest first (relevance
         breaks ties, and articles without a date come last)."""
-        query = self._checked_question(query)
-        passages = self.retriever.retrieve(query, self._checked_k(k), filters).passages
+        passages = self.retrieve(query, k, filters=filters, deadline=deadline).retrieval.passages
         if not newest:
             return passages
         # Several passages often come from one article: read each article once.
@@ -197,21 +307,21 @@ class QAService:
         return self.index.document(doc_id)
 
     def index_summary(self) -> dict[str, Any]:
-        summary = dataclasses.asdict(self.index.manifest)
-        summary["path"] = str(self.settings.index.path)
-        return summary
+        """The served version's manifest (no paths: it is sent to admin clients)."""
+        return dataclasses.asdict(self.index.manifest)
 
     def _checked_question(self, question: str) -> str:
         limit = self.settings.limits.max_question_chars
-        if not question.strip():
-            raise InvalidRequestError("the question is empty")
         if len(question) > limit:
             raise InvalidRequestError(
                 f"the question is {len(question)} characters long; the limit is {limit}"
             )
-        return question.strip()
+        question = without_control_characters(question).strip()
+        if not question:
+            raise InvalidRequestError("the question is empty")
+        return question
 
-    def _checked_history(self, history: Sequence[str | Turn]) -> Sequence[str | Turn]:
+    def _checked_history(self, history: Sequence[str | Turn]) -> list[str | Turn]:
         limit = self.settings.limits.max_question_chars
         if len(history) > MAX_HISTORY:
             raise InvalidRequestError(f"the history has {len(history)} questions; the limit is {MAX_HISTORY}")
@@ -226,7 +336,12 @@ class QAService:
                     f"history answer {number} is {len(item.answer)} characters long; "
                     f"the limit is {MAX_HISTORY_ANSWER_CHARS}"
                 )
-        return history
+        return [
+            without_control_characters(item)
+            if isinstance(item, str)
+            else Turn(without_control_characters(item.question), without_control_characters(item.answer))
+            for item in history
+        ]
 
     def _checked_k(self, k: int | None) -> int:
         retrieval = self.settings.retrieval
@@ -281,7 +396,7 @@ class LiveService:
                 logger.error("index reload failed, still serving %s: %s", served.index.manifest.version, exc)
                 return False
             self._service = QAService(
-                served.settings, served.embedder, index, served.writer, served.answerability
+                served.settings, served.embedder, index, served.writer, served.answerability, served.gate
             )
             self.reload_error = None
             logger.info("now serving index version %s", index.manifest.version)

@@ -106,7 +106,8 @@ def main() -> int:
     if args.seconds < 20:
         parser.error("--seconds must be at least 20 (memory is compared over the first and last 10 s)")
     port = free_port()
-    env = {**os.environ, "QA_LIMITS_RATE_LIMIT_PER_MINUTE": "0"}
+    # Every client of the load test comes from one address: no per-address limits.
+    env = {**os.environ, "QA_LIMITS_RATE_LIMIT_PER_MINUTE": "0", "QA_LIMITS_MAX_CONCURRENT_PER_CLIENT": "0"}
     server = subprocess.Popen(
         [sys.executable, "-m", "qa.cli", "serve", "--index", str(args.index), "--port", str(port)],
         env=env,

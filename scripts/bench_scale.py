@@ -309,13 +309,20 @@ def process_tree(pid: int) -> list[int]:
     return [pid, *(p for child in children for p in process_tree(int(child)))]
 
 
+# The admin token of the servers this benchmark starts (their /healthz names the worker).
+ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
+
 class Server:
     def __init__(self, index: Path, workers: int = 1) -> None:
         with __import__("socket").socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-        env.update(QA_LIMITS_RATE_LIMIT_PER_MINUTE="0", QA_SERVER_WORKERS=str(workers))
+        # One address sends every request; /healthz names its worker to the admin only.
+        env.update(
+            QA_LIMITS_RATE_LIMIT_PER_MINUTE="0", QA_LIMITS_MAX_CONCURRENT_PER_CLIENT="0",
+            QA_SERVER_WORKERS=str(workers), QA_SERVER_ADMIN_TOKEN=ADMIN_TOKEN,
+        )  # fmt: skip
         started = time.perf_counter()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "qa.cli", "serve", "--index", str(index), "--port", str(self.port)],
@@ -326,7 +333,8 @@ class Server:
         while len(seen) < workers:
             assert self.process.poll() is None, "qa serve exited"
             try:
-                health = httpx.get(f"{self.base}/healthz", headers={"Connection": "close"}, timeout=5)
+                headers = {"Connection": "close", "Authorization": f"Bearer {ADMIN_TOKEN}"}
+                health = httpx.get(f"{self.base}/healthz", headers=headers, timeout=5)
                 if health.status_code == 200:
                     seen.add(health.json()["worker"])
             except httpx.TransportError:

@@ -28,6 +28,9 @@ SAMPLE_DOC_ID = "g20-antalya-2015"
 SAMPLE_ARTICLE = SAMPLE_CORPUS / f"{SAMPLE_DOC_ID}.txt"
 DEV_CORPUS = REPO / "tests" / "data" / "arcd" / "corpus.jsonl"
 SAMPLE_QUESTIONS = REPO / "tests" / "data" / "sample_questions.jsonl"
+# An admin token as long as the service asks (server.admin_token, QA_SERVER_ADMIN_TOKEN).
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 CAMERON_SENTENCE = (
     "وقال رئيس الوزراء البريطاني ديفيد كاميرون إنه سيدعو الرئيس الروسي فلاديمير بوتين "
     "الاثنين لتركيز الضربات الجوية الروسية في سوريا على تنظيم الدولة الإسلامية."

@@ -29,6 +29,8 @@ class Reply:
     pace: float = 0.0
     # Sent as the whole body instead of a well-formed reply.
     raw: bytes | None = None
+    # Seconds of SSE keep-alive comments (": ping", every 0.2 s) before a stream's text.
+    keep_alive: float = 0.0
 
 
 Script = Callable[[dict[str, Any]], Reply]
@@ -104,6 +106,11 @@ class ScriptedLLM:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
+                pinging = time.monotonic() + reply.keep_alive
+                while time.monotonic() < pinging:
+                    self.wfile.write(b": ping\n\n")
+                    self.wfile.flush()
+                    time.sleep(0.2)
                 if reply.raw is not None:
                     self.wfile.write(reply.raw)
                     self.wfile.flush()

@@ -11,7 +11,7 @@ from qa.app import create_app
 from qa.config import Settings
 from qa.service import QAService
 
-from .conftest import CAMERON_SENTENCE, SAMPLE_DOC_ID, assert_citations_valid
+from .conftest import ADMIN, ADMIN_TOKEN, CAMERON_SENTENCE, SAMPLE_DOC_ID, assert_citations_valid
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +82,24 @@ def test_document_and_health_and_openapi(client: TestClient[Litestar], service: 
     assert document["text"] == service.document(SAMPLE_DOC_ID).text and document["url"] is None
     assert document["meta"] == {} and document["published"] is None
     health = client.get("/healthz").json()
-    assert health["status"] == "ok"
-    assert health["index"]["model"] == "intfloat/multilingual-e5-small" and health["index"]["documents"] == 1
+    assert health == {"status": "ok", "version": service.index.manifest.version}
     schema = client.get("/schema/openapi.json").json()
     assert {"/api/ask", "/api/search", "/api/documents/{doc_id}", "/healthz"} <= set(schema["paths"])
+
+
+def test_health_details_need_the_admin_token_and_name_no_path(
+    sample_settings: Settings, service: QAService
+) -> None:
+    settings = sample_settings.replace({"server.admin_token": ADMIN_TOKEN})
+    with TestClient(app=create_app(settings, service=service)) as client:
+        assert set(client.get("/healthz").json()) == {"status", "version"}
+        wrong = {"Authorization": "Bearer " + "x" * len(ADMIN_TOKEN)}
+        assert set(client.get("/healthz", headers=wrong).json()) == {"status", "version"}
+        response = client.get("/healthz", headers=ADMIN)
+    health = response.json()
+    assert health["index"]["model"] == "intfloat/multilingual-e5-small" and health["index"]["documents"] == 1
+    assert health["llm"] == {"configured": False} and isinstance(health["worker"], int)
+    assert str(sample_settings.index.path.parent) not in response.text and "/tmp" not in response.text
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import REPO, SAMPLE_ARTICLE, start_server
+from .conftest import ADMIN, ADMIN_TOKEN, REPO, SAMPLE_ARTICLE, start_server
 from .llm_server import local_llm_server
 
 MESSAGES = [{"role": "user", "content": "ما هي عاصمة مصر؟"}]
@@ -65,13 +65,19 @@ def test_the_written_path_end_to_end_against_the_real_model(sample_index: Path) 
     is reported with its reason, and a model that fails verification or is cut off
     leaves the quoted answer or a refusal, never an error."""
     with local_llm_server() as base:
-        server = start_server(sample_index, QA_LLM_BASE_URL=base, QA_LLM_MODEL="SmolLM2-135M-Instruct.Q4_1")
+        server = start_server(
+            sample_index,
+            QA_LLM_BASE_URL=base,
+            QA_LLM_MODEL="SmolLM2-135M-Instruct.Q4_1",
+            QA_SERVER_ADMIN_TOKEN=ADMIN_TOKEN,
+            QA_SERVER_REMOVED_TEXT="true",
+        )
         try:
             with httpx.Client(base_url=server.base, timeout=60) as client:
                 question = {"question": "What did Cameron ask Putin?"}
                 body = client.post("/api/ask", json=question).json()
                 events = client.post("/api/ask/stream", json=question).text
-                health = client.get("/healthz").json()["llm"]
+                health = client.get("/healthz", headers=ADMIN).json()["llm"]
         finally:
             server.stop()
     text = SAMPLE_ARTICLE.read_text("utf-8")
