@@ -590,12 +590,7 @@ _STATUS_OF: dict[type[QAError], int] = {
 RETRY_AFTER = {HTTP_429_TOO_MANY_REQUESTS: "1", HTTP_503_SERVICE_UNAVAILABLE: "5"}
 
 
-def _status_of(exc: BaseException) -> int:
-    """The status the exception handlers below answer ``exc`` with."""
-    if isinstance(exc, HTTPException):
-        return exc.status_code
-    if isinstance(exc, RecursionError):
-        return HTTP_400_BAD_REQUEST
+def _status_of(exc: QAError) -> int:
     # The most specific class wins, so subclasses may map to their own status.
     return next(
         (code for cls in type(exc).__mro__ for known, code in _STATUS_OF.items() if cls is known),
@@ -704,9 +699,10 @@ CLIENT_CLOSED_REQUEST = 499
 def _log_requests(app: ASGIApp) -> ASGIApp:
     """Log method, path, status and latency of every request; never bodies or queries.
 
-    The status is the one sent, or the one the exception handlers will send for an
-    error raised by a middleware inside (the rate limit's 429). The path is escaped:
-    a ``%0A`` in it would otherwise write a line of the attacker's choosing.
+    It wraps the whole application, routing and exception handlers included, so the
+    status is the one sent: a 404 for no route and the rate limit's 429 too (499 when
+    the client left first). The path is escaped: a ``%0A`` in it would otherwise
+    write a line of the attacker's choosing.
     """
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
@@ -731,9 +727,6 @@ def _log_requests(app: ASGIApp) -> ASGIApp:
 
         try:
             await app(scope, receive_and_record, send_and_record)
-        except BaseException as exc:
-            status = status or _status_of(exc)
-            raise
         finally:
             access_log.info(
                 "%s %s %s %.1fms",

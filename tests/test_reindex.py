@@ -245,14 +245,21 @@ def served_ids(folder: Path, embedder: Embedder) -> set[str]:
         index.close()
 
 
+def corpus_in_two_files(tmp_path: Path, articles: int) -> tuple[Path, Path]:
+    """A source folder of ``articles`` ARCD articles, two in a.jsonl and the rest in
+    b.jsonl, and where its index goes."""
+    source, index = tmp_path / "src", tmp_path / "idx"
+    source.mkdir()
+    records = arcd_records(articles)
+    write_corpus(source / "a.jsonl", records[:2])
+    write_corpus(source / "b.jsonl", records[2:])
+    return source, index
+
+
 def test_a_partly_unreadable_source_removes_nothing_keeps_the_old_version_and_exits_3(
     tmp_path: Path, qa_reindex: CliReindex, embedder: Embedder
 ) -> None:
-    source, index = tmp_path / "src", tmp_path / "idx"
-    source.mkdir()
-    records = arcd_records(6)
-    write_corpus(source / "a.jsonl", records[:2])
-    write_corpus(source / "b.jsonl", records[2:])
+    source, index = corpus_in_two_files(tmp_path, 6)
     code, summary, err = qa_reindex(source, index)
     assert code == 0 and summary["documents"] == 6, err
     # An export still being written: every line of one file cut to 40 bytes.
@@ -264,7 +271,7 @@ def test_a_partly_unreadable_source_removes_nothing_keeps_the_old_version_and_ex
     assert (summary["removed"], summary["skipped"], summary["kept_unread"]) == (0, 4, 4)
     assert summary["documents"] == 6
     assert "kept 4 served articles" in err and "--allow-skips" in err and "Traceback" not in err
-    everything = {record["id"] for record in records}
+    everything = {record["id"] for record in arcd_records(6)}
     folders = version_folders(index)
     assert len(folders) >= 2  # the version from before the run, and the run's
     for folder in folders:
@@ -452,11 +459,7 @@ def test_publishing_flushes_the_folders_its_renames_changed(
 def test_a_full_rebuild_with_skipped_input_refuses_to_drop_the_articles_it_cannot_read(
     tmp_path: Path, qa_reindex: CliReindex, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    source, index = tmp_path / "src", tmp_path / "idx"
-    source.mkdir()
-    records = arcd_records(3)
-    write_corpus(source / "a.jsonl", records[:2])
-    write_corpus(source / "b.jsonl", records[2:])
+    source, index = corpus_in_two_files(tmp_path, 3)
     assert qa_reindex(source, index)[0] == 0
     served = index.resolve()
     (source / "b.jsonl").write_bytes((source / "b.jsonl").read_bytes()[:40] + b"\n")
