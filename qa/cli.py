@@ -23,14 +23,14 @@ from qa.config import Settings, load_settings
 from qa.errors import ConfigError, QAError
 
 if TYPE_CHECKING:
-    from qa.filters import Filters
+    from qa.records import Filters
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["llm-server"]:
-        # Its own flags (python -m qa.local_llm --help); argparse would take them for ours.
-        from qa.local_llm import main as serve_gguf
+        # Its own flags (python -m qa.llm.local_server --help); argparse would take them for ours.
+        from qa.llm.local_server import main as serve_gguf
 
         return serve_gguf(arguments[1:])
     parser = _parser()
@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     add_eval_arguments(evaluate)
     evaluate.set_defaults(run=_eval)
 
-    # Listed for --help only: main() hands `qa llm-server ...` to qa.local_llm.
+    # Listed for --help only: main() hands `qa llm-server ...` to qa.llm.local_server.
     commands.add_parser(
         "llm-server",
         help="serve a GGUF model file on loopback as an OpenAI-compatible endpoint (llama.cpp); "
@@ -135,7 +135,7 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _filters(args: argparse.Namespace) -> Filters | None:
     """The filters of --from, --to and --meta, or None when none is given."""
-    from qa.filters import parse_filters
+    from qa.search.filters import parse_filters
 
     meta: dict[str, list[str]] = {}
     for item in args.meta:
@@ -248,9 +248,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.app import create_app
-    from qa.service import QAService
-    from qa.serving import run
+    from qa.serve.http.app import create_app
+    from qa.serve.http.server import run
+    from qa.serve.service import QAService
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # qa.access logs method, path, status and latency; uvicorn's own access log
@@ -275,7 +275,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         for key, value in _overrides(args).items():
             if value is not None:
                 os.environ["QA_" + key.replace(".", "_").upper()] = str(value)
-        run("qa.app:app_from_environment", server, factory=True, **options)
+        run("qa.serve.http.app:app_from_environment", server, factory=True, **options)
         return 0
     # Load once before binding, so a missing or mismatched index fails with its own
     # message instead of a server that starts and then cannot answer.
@@ -287,7 +287,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _check_index(settings: Settings) -> None:
     """Open the index once, so that a missing or broken one fails here with its own
     message rather than in every worker."""
-    from qa.index import load_index, read_manifest
+    from qa.store.index import load_index, read_manifest
 
     manifest = read_manifest(settings.index.path.resolve())
     load_index(
@@ -296,7 +296,7 @@ def _check_index(settings: Settings) -> None:
 
 
 def _reindex(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.build import build_index, open_engine
+    from qa.ingest.pipeline import build_index, open_engine
 
     with open_engine(settings) as engine:
         summary = build_index(
@@ -323,7 +323,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     import anyio
 
     from qa.records import Answer
-    from qa.service import QAService
+    from qa.serve.service import QAService
 
     service = QAService.open(settings)
 
@@ -350,8 +350,8 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _export_e5(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.e5_export import export_e5
-    from qa.embed import E5_SMALL
+    from qa.embed.e5_export import export_e5
+    from qa.embed.embedders import E5_SMALL
 
     started = time.perf_counter()
     folder = export_e5(args.out, weights_dtype=args.weights_dtype)
@@ -368,10 +368,10 @@ def _export_e5(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.build import ensure_index
-    from qa.embed import make_embedder
-    from qa.evaluate import evaluate, load_questions
-    from qa.service import QAService
+    from qa.embed.embedders import make_embedder
+    from qa.eval.evaluate import evaluate, load_questions
+    from qa.ingest.pipeline import ensure_index
+    from qa.serve.service import QAService
 
     if args.index is None:
         settings = settings.replace({"index.path": Path("indexes") / f"eval-{args.corpus.stem}"})

@@ -86,7 +86,7 @@ class RetrievalSettings:
 @dataclass(frozen=True)
 class AnswerSettings:
     max_sentences: int = 2
-    # Answers below this confidence (qa.answerability) are refusals.
+    # Answers below this confidence (qa.answer.confidence) are refusals.
     min_confidence: float = 0.24
 
 

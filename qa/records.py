@@ -6,6 +6,7 @@ points) into the stored article text, which is exactly the source text.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -52,6 +53,21 @@ class Chunk:
     start: int
     end: int
     context: str = ""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Only passages of the articles these allow (``qa.search.filters`` parses them)."""
+
+    published_from: datetime.date | None = None
+    published_to: datetime.date | None = None
+    doc_ids: tuple[str, ...] = ()
+    meta: Meta = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.published_from or self.published_to or self.doc_ids or self.meta)
+
 
 
 @dataclass(frozen=True)
@@ -131,7 +147,7 @@ class Answer:
     # Why a written answer was not given, when a model is configured.
     llm_error: str | None = None
     timings: Timings | None = None
-    # How likely the answer is right, in [0, 1] (qa.answerability); shown also when
+    # How likely the answer is right, in [0, 1] (qa.answer.confidence); shown also when
     # the answer is a refusal.
     confidence: float = 0.0
 
@@ -145,7 +161,7 @@ class AnswerPiece:
 
 @dataclass(frozen=True)
 class SegmentInfo:
-    """A segment as one version serves it (``qa.segment``): its chunk and sentence
+    """A segment as one version serves it (``qa.store.segment``): its chunk and sentence
     ids are its rows plus its bases, unique across every version of an index."""
 
     name: str
@@ -161,7 +177,7 @@ class SegmentInfo:
     factory: str
     bytes: int
     # The digest of each of its files, by its path in the segment's folder
-    # (``chunks.lex/rows.npy``), checked when the segment is opened (qa.segment).
+    # (``chunks.lex/rows.npy``), checked when the segment is opened (qa.store.segment).
     digests: dict[str, str] = field(default_factory=dict, hash=False)
 
 
@@ -189,5 +205,5 @@ class Manifest:
     next_chunk_id: int = 0
     next_sentence_id: int = 0
     # The average token counts of chunks and sentences that BM25 weighs lengths against,
-    # set by the first segment and inherited by every later one (qa.lexical).
+    # set by the first segment and inherited by every later one (qa.store.lexical).
     average_lengths: tuple[float, float] | None = None

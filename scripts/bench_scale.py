@@ -18,7 +18,7 @@ a ``section`` out of SECTIONS, so that filters (issue 14) can be measured: a sec
 allows about 1% of the archive, the first five years about 50%, and date ranges of
 other lengths give the other shares where the exact scan and the index are weighed.
 
-The archive is ingested through ``qa.build.ingest`` (precomputed vectors), the same
+The archive is ingested through ``qa.ingest.pipeline.ingest`` (precomputed vectors), the same
 way a distributed reindex hands its vectors over.
 
 Usage: python scripts/bench_scale.py --chunks 1000000 [--work indexes/bench-scale]
@@ -49,15 +49,22 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import qa.segment  # noqa: E402
-from qa.build import ensure_index, ingest  # noqa: E402
+import qa.store.segment  # noqa: E402
 from qa.config import Settings, load_settings  # noqa: E402
-from qa.embed import Vectors, make_embedder  # noqa: E402
-from qa.filters import Filters  # noqa: E402
-from qa.index import Index, load_index, read_manifest  # noqa: E402
-from qa.records import Article, Chunk, Sentence, SentenceKind  # noqa: E402
-from qa.segment import IndexedDocument, indexed_document  # noqa: E402
-from qa.text import split_sentences  # noqa: E402
+from qa.embed.embedders import make_embedder  # noqa: E402
+from qa.ingest.indexed import indexed_document  # noqa: E402
+from qa.ingest.pipeline import ensure_index, ingest  # noqa: E402
+from qa.records import (  # noqa: E402
+    Article,
+    Chunk,
+    Filters,
+    Sentence,
+    SentenceKind,
+)
+from qa.store.index import Index, load_index, read_manifest  # noqa: E402
+from qa.store.segment import IndexedDocument  # noqa: E402
+from qa.text.sentences import split_sentences  # noqa: E402
+from qa.types import Vectors  # noqa: E402
 
 CORPUS = REPO / "tests" / "data" / "arcd" / "corpus.jsonl"
 QUESTIONS = REPO / "tests" / "data" / "arcd" / "questions.jsonl"
@@ -226,15 +233,15 @@ def measure_filters(index: Index, chunk_vectors: np.ndarray, queries: np.ndarray
         index.search(query, 10, index.allowed(half))
         half_ms.append((time.perf_counter() - started) * 1000)
     half_result = filtered_search(index, chunk_vectors, queries[:200], half)
-    cost = qa.segment.EXACT_SCAN_ROW_COST
+    cost = qa.store.segment.EXACT_SCAN_ROW_COST
     sweep = []
     for share in (0.001, 0.003, 0.01, 0.02, 0.05, 0.1):
         filters = date_filter(share, offset_days=1000)
-        qa.segment.EXACT_SCAN_ROW_COST = 0  # every allowed row scored from its vector
+        qa.store.segment.EXACT_SCAN_ROW_COST = 0  # every allowed row scored from its vector
         exact = filtered_search(index, chunk_vectors, queries[:200], filters)
-        qa.segment.EXACT_SCAN_ROW_COST = 1 << 62  # the index's search
+        qa.store.segment.EXACT_SCAN_ROW_COST = 1 << 62  # the index's search
         selector = filtered_search(index, chunk_vectors, queries[:200], filters)
-        qa.segment.EXACT_SCAN_ROW_COST = cost
+        qa.store.segment.EXACT_SCAN_ROW_COST = cost
         chosen = filtered_search(index, chunk_vectors, queries[:200], filters)
         sweep.append({
             "share": round(exact["share"], 4),
@@ -457,7 +464,7 @@ def main() -> None:
         found += len(exact & {chunk_id for chunk_id, _ in approximate})
     recall = found / (10 * len(queries))
     lexical_ms = []
-    from qa.normalize import tokens
+    from qa.text.normalize import tokens
 
     for question in pool.questions[:300]:
         started = time.perf_counter()

@@ -25,11 +25,11 @@ import anyio
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qa.build import ensure_index  # noqa: E402
 from qa.config import load_settings  # noqa: E402
-from qa.embed import make_embedder  # noqa: E402
+from qa.embed.embedders import make_embedder  # noqa: E402
+from qa.ingest.pipeline import ensure_index  # noqa: E402
 from qa.records import AnswerMode  # noqa: E402
-from qa.service import QAService  # noqa: E402
+from qa.serve.service import QAService  # noqa: E402
 from tests.scripted_llm import Reply, evidence, scripted_llm  # noqa: E402
 
 

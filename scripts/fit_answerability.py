@@ -5,8 +5,8 @@ Usage: python scripts/fit_answerability.py [--index DIR] [--out qa/answerability
                                            [--held-back-share 0.5] [--c 1.0]
 
 Every question of the sets below goes through the service's own retrieval and
-answering (``qa.answer``, at ``min_confidence`` 0, so that every question gets its
-best answer); its signals (``qa.answerability.Signals``) and whether that answer is
+answering (``qa.answer.extractive``, at ``min_confidence`` 0, so that every question gets its
+best answer); its signals (``qa.answer.confidence.Signals``) and whether that answer is
 right (answerable, and the answer holds the gold span) are recorded. A logistic
 regression (scikit-learn, used here only) is fitted on the fitting part and written
 as JSON: means, scales, weights, and the held-back part. Then the script prints, on
@@ -33,12 +33,12 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from qa.answerability import AnswerabilityModel, Signals
-from qa.build import ensure_index
+from qa.answer.confidence import AnswerabilityModel, Signals
 from qa.config import load_settings
-from qa.embed import make_embedder
-from qa.evaluate import EvalQuestion, answer_is_right, calibration, load_questions, reliability_table
-from qa.service import QAService
+from qa.embed.embedders import make_embedder
+from qa.eval.evaluate import EvalQuestion, answer_is_right, calibration, load_questions, reliability_table
+from qa.ingest.pipeline import ensure_index
+from qa.serve.service import QAService
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"

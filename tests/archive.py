@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.build import ingest
 from qa.config import Settings
+from qa.ingest.indexed import indexed_document
+from qa.ingest.pipeline import ingest
 from qa.records import Article, Chunk, Manifest, Sentence, SentenceKind
-from qa.segment import IndexedDocument, indexed_document
+from qa.store.segment import IndexedDocument
 
 MODEL = "intfloat/multilingual-e5-small"
 DIMENSION = 384

@@ -16,11 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from qa.build import build_index
 from qa.cli import main
 from qa.config import Settings, load_settings
-from qa.embed import Embedder, make_embedder
-from qa.service import QAService
+from qa.embed.embedders import Embedder, make_embedder
+from qa.ingest.pipeline import build_index
+from qa.serve.service import QAService
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_CORPUS = REPO / "corpus"

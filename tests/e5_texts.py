@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 
-from qa.text import split_sentences
+from qa.text.sentences import split_sentences
 
 from .conftest import DEV_CORPUS, SAMPLE_ARTICLE
 

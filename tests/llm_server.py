@@ -1,4 +1,4 @@
-"""A real ``python -m qa.local_llm`` server on a loopback port, for tests that need an
+"""A real ``python -m qa.llm.local_server`` server on a loopback port, for tests that need an
 OpenAI-compatible chat-completions endpoint."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def local_llm_server(model: Path | None = None) -> Iterator[str]:
     """Start the server on ``model`` (default: the bundled SmolLM2), yield its base URL
     ``http://127.0.0.1:PORT/v1`` once ``/health`` answers 200, and stop it on exit."""
     port = free_port()
-    command = [sys.executable, "-m", "qa.local_llm", "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "qa.llm.local_server", "--host", "127.0.0.1", "--port", str(port)]
     if model is not None:
         command += ["--model", str(model)]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -37,7 +37,7 @@ def local_llm_server(model: Path | None = None) -> Iterator[str]:
         while True:
             if process.poll() is not None:
                 time.sleep(0.2)  # let the reader thread collect the last lines
-                raise AssertionError(f"qa.local_llm exited with {process.returncode}:\n{''.join(log)}")
+                raise AssertionError(f"qa.llm.local_server exited with {process.returncode}:\n{''.join(log)}")
             try:
                 # 503 while the model loads, 200 once it serves.
                 if httpx.get(f"{root}/health", timeout=2).status_code == 200:
@@ -46,7 +46,7 @@ def local_llm_server(model: Path | None = None) -> Iterator[str]:
                 pass
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"qa.local_llm not ready within {START_TIMEOUT_S:.0f} s:\n{''.join(log)}"
+                    f"qa.llm.local_server not ready within {START_TIMEOUT_S:.0f} s:\n{''.join(log)}"
                 )
             time.sleep(0.2)
         yield f"{root}/v1"

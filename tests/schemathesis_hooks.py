@@ -1,4 +1,4 @@
-"""Hooks of the schemathesis run (tests/test_fuzz.py): leave out the one kind of
+"""Hooks of the schemathesis run (tests/serve/test_fuzz.py): leave out the one kind of
 schema-valid request the API refuses on purpose, a date range whose start is after
 its end, which no JSON Schema can express."""
 

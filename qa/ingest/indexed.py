@@ -1,0 +1,42 @@
+"""An embedded article made ready for storage: the tokens BM25 indexes are made here,
+while ingesting, so that storage never tokenizes text itself."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from qa.records import Article, Chunk, Sentence
+from qa.store.segment import IndexedDocument, StoredDocument
+from qa.text.chunk import embedding_text
+from qa.text.normalize import tokens
+from qa.types import Vectors
+
+
+def indexed_document(
+    article: Article,
+    content_hash: str,
+    chunks: Sequence[Chunk],
+    sentences: Sequence[Sentence],
+    chunk_vectors: Vectors,
+    sentence_vectors: Vectors,
+) -> IndexedDocument:
+    """An embedded article with the tokens BM25 indexes: each chunk's (with its
+    context, as embedded) and each sentence's."""
+    return IndexedDocument(
+        article=article,
+        content_hash=content_hash,
+        chunks=chunks,
+        sentences=sentences,
+        chunk_vectors=chunk_vectors,
+        sentence_vectors=sentence_vectors,
+        chunk_tokens=[tokens(embedding_text(article, c)) for c in chunks],
+        sentence_tokens=[tokens(article.text[s.start : s.end]) for s in sentences],
+    )
+
+
+def reindexed_document(stored: StoredDocument) -> IndexedDocument:
+    """A document a segment holds, ready to be written again (by a merge)."""
+    return indexed_document(
+        stored.article, stored.content_hash, stored.chunks, stored.sentences,
+        stored.chunk_vectors, stored.sentence_vectors,
+    )  # fmt: skip

@@ -1,0 +1,547 @@
+"""The reindex pipeline: sources -> sentences -> chunks -> embeddings -> index.
+
+Used by ``qa reindex``, ``scripts/reindex.py`` and ``qa eval``; never imported by
+the service. Reindexing is incremental: a document whose content hash is in the
+published version stays in its segment untouched; new and changed documents are
+embedded into one new segment, and changed and removed ones are marked deleted in
+the old. A change of model, dimension, chunking or index format makes every old
+embedding unusable and forces a full rebuild, which the summary says. The new
+version is written beside the served one under the build lock and published in one
+atomic step; then, if a tier of segments is full, they merge and the merge is
+published the same way (see ``qa.store.index``).
+
+Nothing is lost silently:
+
+- Skipped is not removed. A skipped JSONL line's id is usually unknowable, so while
+  any file or line of the source is skipped, a run removes no served article: those
+  it did not read are kept as they are (``kept_unread`` in the summary, and a line on
+  stderr). A full rebuild cannot keep them (their embeddings are of another model or
+  chunking), so with skipped input it refuses to drop any, unless ``allow_removals``.
+- A run that would remove more than ``reindex.max_removed_share`` of the served
+  articles refuses before embedding, unless ``allow_removals`` (``qa reindex
+  --allow-removals``); nothing is published.
+- The version served when the run began stays on disk through the run's last
+  publish (the update's, then each merge's) and after it, beside the newest ones.
+- Before embedding, the run estimates the bytes the new segment needs and refuses when
+  the disk clearly has less; a full disk while writing is one :class:`DiskFullError`
+  and leaves the served version in place.
+
+``qa reindex`` turns a run with skipped input into exit status 3 (published, but input
+was skipped) unless ``--allow-skips``; this module only counts them.
+
+Cutting and embedding the new and changed articles is the one stage that can run
+elsewhere: an :class:`IndexingEngine` turns articles into indexed documents, in this
+process (:class:`LocalEngine`) or on a Ray cluster (``qa.ingest.engines.ray``); every stage
+before and after it is the same for both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import ClassVar
+
+import numpy as np
+from tqdm import tqdm
+
+from qa import __version__
+from qa.config import ChunkingSettings, Settings
+from qa.embed.embedders import Embedder, make_embedder
+from qa.errors import DiskFullError, IndexUnavailableError, RemovalRefusedError
+from qa.ingest.indexed import indexed_document, reindexed_document
+from qa.ingest.sources import read_articles
+from qa.records import Article, Chunk, Manifest, Sentence
+from qa.store.index import (
+    FORMAT_VERSION,
+    BuildInfo,
+    Index,
+    format_bytes,
+    free_bytes,
+    index_lock,
+    load_index,
+    merges_due,
+    publish_merge,
+    publish_update,
+    read_manifest,
+    versions_dir,
+)
+from qa.store.segment import IndexedDocument
+from qa.text.chunk import chunk_article, embedding_text, sentence_embedding_texts
+from qa.text.sentences import split_sentences
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    index: str
+    version: str
+    documents: int
+    chunks: int
+    sentences: int
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+    chunks_embedded: int
+    # Chunks and sentences embedded, and how many a second the update took them in.
+    texts_embedded: int
+    texts_per_second: float
+    skipped: int
+    # Served articles not in the readable source, kept because input was skipped.
+    kept_unread: int
+    # Segments of the published version, and merges made after the update.
+    segments: int
+    merges: int
+    # Why every document was embedded again, when the previous version could not be reused.
+    full_rebuild: str | None
+    # Where articles were cut and embedded ("local" or "ray"), by how many embedders.
+    engine: str
+    actors: int
+    seconds: float
+
+
+# Texts (chunks and sentences) of new and changed articles embedded in one call:
+# about 20 articles of the dev corpus, some 20 s on 2 cores, so progress still shows.
+GROUP_SIZE = 256
+
+# What a new segment takes on disk, estimated from the articles to embed before any
+# is: about one text (a chunk or a sentence) every 140 characters, each vector about
+# 3 bytes a dimension (float16 sentences; float32 chunks, a quarter of the texts,
+# held twice while the segment is finished), the text stored and posted about twice
+# (measured on the dev corpus). Rounded down, so that a refusal means clearly too
+# little; a disk that fills anyway is caught while writing.
+CHARS_PER_TEXT = 150
+VECTOR_BYTES_PER_DIMENSION = 3
+TEXT_COPIES = 2
+
+
+class IndexingEngine(ABC):
+    """Cuts articles into chunks and sentences and embeds them, in one process or on
+    many machines. Used as a context manager: leaving it frees what it holds."""
+
+    name: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def model_id(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def dimension(self) -> int: ...
+
+    @property
+    def actors(self) -> int:
+        """Embedders working at once."""
+        return 1
+
+    @abstractmethod
+    def documents(self, articles: Sequence[Article]) -> Iterator[IndexedDocument]:
+        """The articles cut and embedded, in the order given."""
+
+    def close(self) -> None:  # noqa: B027 (optional: most engines hold nothing to free)
+        """Free what the engine holds (a cluster connection)."""
+
+    def __enter__(self) -> IndexingEngine:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class LocalEngine(IndexingEngine):
+    """Cuts and embeds in this process, with one embedder."""
+
+    name = "local"
+
+    def __init__(self, embedder: Embedder, chunking: ChunkingSettings) -> None:
+        self._embedder = embedder
+        self._chunking = chunking
+
+    @property
+    def model_id(self) -> str:
+        return self._embedder.model_id
+
+    @property
+    def dimension(self) -> int:
+        return self._embedder.dimension
+
+    def documents(self, articles: Sequence[Article]) -> Iterator[IndexedDocument]:
+        """Embedded in groups, chunks and sentences of many articles in one call: an
+        engine that pads a batch to its longest text (sentence-transformers) then fills
+        its batches with texts of similar length, where one article's dozen texts would
+        make small, ragged batches. A group closes at GROUP_SIZE texts, so that a large
+        archive is never held in memory whole.
+        """
+        group: list[_Pending] = []
+        size = 0
+        for article in articles:
+            sentences = split_sentences(article.text)
+            chunks = chunk_article(article, sentences, self._embedder.count_tokens, self._chunking)
+            group.append(_Pending(article, content_hash(article), chunks, sentences))
+            size += len(chunks) + len(sentences)
+            if size >= GROUP_SIZE:
+                yield from _embedded(group, self._embedder)
+                group, size = [], 0
+        yield from _embedded(group, self._embedder)
+
+
+def open_engine(settings: Settings) -> IndexingEngine:
+    """The engine ``reindex.engine`` names, ready to index."""
+    if settings.reindex.engine == "ray":
+        from qa.ingest.engines.ray import RayEngine  # imports Ray, an extra, only when asked for
+
+        return RayEngine(settings)
+    return LocalEngine(make_embedder(settings.embedding, "index"), settings.chunking)
+
+
+@dataclass
+class _Counts:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    chunks_embedded: int = 0
+    texts_embedded: int = 0
+
+
+def build_index(
+    source: Path,
+    index_path: Path,
+    settings: Settings,
+    engine: IndexingEngine | Embedder,
+    *,
+    strict: bool = False,
+    progress: bool | None = None,
+    allow_removals: bool = False,
+) -> BuildSummary:
+    """Index the articles of ``source`` into a new version published at ``index_path``,
+    cutting and embedding with ``engine`` (an embedder: this process).
+
+    All sources are read and checked before anything is embedded; bad files and
+    lines are reported on stderr and skipped, or fail the run with ``strict``.
+    Served articles the source lacks are removed by the rules of the module docstring:
+    none while input is skipped, and no more than ``reindex.max_removed_share`` of
+    them unless ``allow_removals`` (else :class:`RemovalRefusedError`).
+    """
+    started = time.perf_counter()
+    if not isinstance(engine, IndexingEngine):
+        engine = LocalEngine(engine, settings.chunking)
+    report = read_articles(source, strict=strict)
+    for problem in report.problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    info = _build_info(settings, engine)
+    counts = _Counts()
+    with index_lock(index_path):
+        # The version served now outlives every publish of this run: a run that goes
+        # wrong leaves a version from before it on disk to go back to.
+        keep = (index_path.resolve().name,) if index_path.exists() else ()
+        previous, full_rebuild = _reusable_version(index_path, info, settings)
+        hashes = previous.content_hashes() if previous is not None else {}
+        show = sys.stderr.isatty() if progress is None else progress
+        changed = [a for a in report.articles if hashes.get(a.doc_id) != content_hash(a)]
+        counts.unchanged = len(report.articles) - len(changed)
+        served = hashes.keys() if previous is not None else _served_ids(index_path, settings)
+        removed, kept_unread = _removals(
+            index_path,
+            served - {article.doc_id for article in report.articles},
+            served=len(served),
+            skipped=len(report.problems),
+            reusable=previous is not None,
+            max_share=settings.reindex.max_removed_share,
+            allow=allow_removals,
+        )
+        if kept_unread:
+            print(
+                f"kept {len(kept_unread)} served articles that are not in the readable source: "
+                f"{len(report.problems)} files or lines were skipped, and nothing is removed while "
+                "input is skipped (fix them, or find them with --strict)",
+                file=sys.stderr,
+            )
+        _check_space(index_path, changed, info.dimension)
+        embedding_started = time.perf_counter()
+        with tqdm(total=len(changed), desc="indexing", unit="doc", disable=not show, file=sys.stderr) as bar:
+            manifest = publish_update(
+                index_path,
+                info,
+                settings.index,
+                previous=previous,
+                documents=_counted(engine.documents(changed), hashes, counts, bar),
+                removed=removed,
+                source_digest=source_digest(report.articles),
+                keep=keep,
+            )
+        embedding_seconds = time.perf_counter() - embedding_started
+        manifest, merges = _merge(index_path, manifest, settings, info, previous, keep)
+    if full_rebuild:
+        print(f"full rebuild: {full_rebuild}", file=sys.stderr)
+    return BuildSummary(
+        index=str(index_path),
+        version=manifest.version,
+        documents=manifest.documents,
+        chunks=manifest.chunks,
+        sentences=manifest.sentences,
+        added=counts.added,
+        updated=counts.updated,
+        removed=len(removed),
+        unchanged=counts.unchanged,
+        chunks_embedded=counts.chunks_embedded,
+        texts_embedded=counts.texts_embedded,
+        texts_per_second=round(counts.texts_embedded / max(embedding_seconds, 1e-9), 1),
+        skipped=len(report.problems),
+        kept_unread=len(kept_unread),
+        segments=len(manifest.segments),
+        merges=merges,
+        full_rebuild=full_rebuild,
+        engine=engine.name,
+        actors=engine.actors,
+        seconds=round(time.perf_counter() - started, 2),
+    )
+
+
+def ingest(
+    index_path: Path,
+    settings: Settings,
+    documents: Iterable[IndexedDocument],
+    *,
+    model: str,
+    dimension: int,
+    removed: Iterable[str] = (),
+) -> Manifest:
+    """Publish documents embedded elsewhere (precomputed vectors, e.g. by a cluster)
+    as one new segment, as a reindex would: each replaces the served document of
+    the same id, ``removed`` ones are deleted, and full tiers merge afterwards.
+
+    Build each document with :func:`qa.ingest.indexed.indexed_document`; its vectors must be
+    unit vectors of ``model``, made with the settings' chunking.
+    """
+    info = BuildInfo(model, dimension, settings.chunking.max_tokens, settings.chunking.overlap_tokens)
+    with index_lock(index_path):
+        keep = (index_path.resolve().name,) if index_path.exists() else ()
+        previous, full_rebuild = _reusable_version(index_path, info, settings)
+        if full_rebuild:
+            raise IndexUnavailableError(f"{index_path}: cannot add to this index: {full_rebuild}")
+        manifest = publish_update(
+            index_path, info, settings.index, previous=previous, documents=documents, removed=removed,
+            keep=keep,
+        )  # fmt: skip
+        return _merge(index_path, manifest, settings, info, previous, keep)[0]
+
+
+def content_hash(article: Article) -> str:
+    """A fingerprint of everything indexed from one article."""
+    record: list[object] = [article.doc_id, article.title, article.text, article.url, article.published]
+    if article.meta:  # only then: the fingerprints of articles without metadata stay as they were
+        record.append(article.meta)
+    return hashlib.sha256(json.dumps(record, ensure_ascii=False).encode()).hexdigest()
+
+
+def source_digest(articles: Sequence[Article]) -> str:
+    """A fingerprint of everything indexed from the articles."""
+    digest = hashlib.sha256()
+    for article in articles:
+        digest.update(content_hash(article).encode())
+    return digest.hexdigest()
+
+
+def ensure_index(source: Path, index_path: Path, settings: Settings, embedder: Embedder) -> bool:
+    """Build the index unless one of the same articles, model and chunking is there.
+
+    Returns whether it built one.
+    """
+    try:
+        manifest: Manifest | None = read_manifest(index_path)
+    except IndexUnavailableError:
+        manifest = None
+    info = _build_info(settings, embedder)
+    if (
+        manifest is not None
+        and _incompatibility(manifest, info) is None
+        and manifest.source_digest == source_digest(read_articles(source).articles)
+    ):
+        return False
+    # This index mirrors the given corpus (a cache for evaluations): it may lose articles.
+    build_index(source, index_path, settings, embedder, allow_removals=True)
+    return True
+
+
+def _build_info(settings: Settings, engine: IndexingEngine | Embedder) -> BuildInfo:
+    chunking = settings.chunking
+    return BuildInfo(engine.model_id, engine.dimension, chunking.max_tokens, chunking.overlap_tokens)
+
+
+def _incompatibility(manifest: Manifest, info: BuildInfo) -> str | None:
+    """Why the embeddings of a version cannot be reused for a build with ``info``, if so."""
+    if (manifest.format_version, manifest.code_version) != (FORMAT_VERSION, __version__):
+        return f"index format {manifest.format_version} (code {manifest.code_version}) is replaced"
+    if (manifest.model, manifest.dimension) != (info.model, info.dimension):
+        return f"the model changed from {manifest.model} to {info.model}"
+    if (manifest.max_tokens, manifest.overlap_tokens) != (info.max_tokens, info.overlap_tokens):
+        return (
+            f"the chunking changed from {manifest.max_tokens}/{manifest.overlap_tokens} "
+            f"to {info.max_tokens}/{info.overlap_tokens} tokens"
+        )
+    return None
+
+
+def _merge(
+    index_path: Path,
+    manifest: Manifest,
+    settings: Settings,
+    info: BuildInfo,
+    previous: Index | None,
+    keep: Sequence[str] = (),
+) -> tuple[Manifest, int]:
+    """Merge the tiers of segments that are full, publishing each merge; returns the
+    last manifest and the number of merges. Segments already open are reused, and the
+    versions in ``keep`` are not pruned."""
+    merges = 0
+    opened = previous.segments() if previous is not None else {}
+    while groups := merges_due(manifest, settings.index.merge_factor):
+        index = load_index(
+            index_path, settings.index, model=info.model, dimension=info.dimension, opened=opened
+        )
+        for group in groups:
+            print(f"merging {len(group)} segments", file=sys.stderr)
+        try:
+            manifest = publish_merge(
+                index_path, index, [name for group in groups for name in group], settings.index,
+                reindexed_document, keep=keep,
+            )  # fmt: skip
+        except DiskFullError as exc:
+            raise DiskFullError(f"the update was published, but merging its segments failed: {exc}") from exc
+        opened = index.segments()
+        merges += len(groups)
+    return manifest, merges
+
+
+def _reusable_version(
+    index_path: Path, info: BuildInfo, settings: Settings
+) -> tuple[Index | None, str | None]:
+    """The published version whose embeddings can be reused, or why there is none to reuse."""
+    if not index_path.exists():
+        return None, None  # a first build
+    try:
+        manifest = read_manifest(index_path)
+    except IndexUnavailableError as exc:
+        return None, f"the published index is unreadable ({exc})"
+    reason = _incompatibility(manifest, info)
+    if reason is not None:
+        return None, reason
+    try:
+        return load_index(index_path, settings.index, model=info.model, dimension=info.dimension), None
+    except IndexUnavailableError as exc:
+        return None, f"the published index is unreadable ({exc})"
+
+
+def _served_ids(index_path: Path, settings: Settings) -> set[str]:
+    """The ids a version whose embeddings cannot be reused serves, opened with its own
+    model (a full rebuild loses those the source lacks); none when it cannot be read."""
+    if not index_path.exists():
+        return set()
+    try:
+        manifest = read_manifest(index_path)
+        index = load_index(index_path, settings.index, model=manifest.model, dimension=manifest.dimension)
+    except IndexUnavailableError:
+        return set()  # another format, or damaged: there is nothing a rebuild could keep
+    try:
+        return set(index.live_documents())
+    finally:
+        index.close()
+
+
+def _removals(
+    index_path: Path,
+    unread: set[str],
+    *,
+    served: int,
+    skipped: int,
+    reusable: bool,
+    max_share: float,
+    allow: bool,
+) -> tuple[set[str], set[str]]:
+    """The served articles the run removes and those it keeps though it did not read
+    them, from the ``unread`` ones (served, not in the readable source); refuses a run
+    that would remove too many (the rules of the module docstring)."""
+    if skipped and reusable:
+        return set(), unread  # any of them may be behind a skipped line: keep them all
+    if not unread or allow:
+        return unread, set()
+    if skipped:
+        raise RemovalRefusedError(
+            f"{index_path}: a full rebuild cannot keep the {len(unread)} served articles that are not "
+            f"in the readable source, and {skipped} files or lines of it were skipped; nothing was "
+            "published. Fix the skipped input, or run qa reindex --allow-removals to drop those articles"
+        )
+    if len(unread) > max_share * served:
+        raise RemovalRefusedError(
+            f"{index_path}: this run would remove {len(unread)} of the {served} served articles "
+            f"({len(unread) / served:.0%}), more than reindex.max_removed_share ({max_share:.0%}); "
+            "nothing was published. If the source is complete, run qa reindex --allow-removals"
+        )
+    return unread, set()
+
+
+def _check_space(index_path: Path, articles: Sequence[Article], dimension: int) -> None:
+    """Refuse, before embedding, an update the disk clearly has no room for."""
+    if not articles:
+        return
+    characters = sum(len(a.text) for a in articles)
+    text_bytes = sum(len(a.text.encode()) + len(a.title.encode()) for a in articles)
+    needed = TEXT_COPIES * text_bytes + characters // CHARS_PER_TEXT * dimension * VECTOR_BYTES_PER_DIMENSION
+    folder = versions_dir(index_path)
+    free = free_bytes(folder)
+    if free < needed:
+        raise DiskFullError(
+            f"{folder}: {format_bytes(free)} free, but indexing the {len(articles)} new and changed "
+            f"articles needs about {format_bytes(needed)}; nothing was embedded or published. Free "
+            "some space and run qa reindex again"
+        )
+
+
+def _counted(
+    documents: Iterable[IndexedDocument], hashes: dict[str, str], counts: _Counts, bar: tqdm[None]
+) -> Iterator[IndexedDocument]:
+    """The documents, counted and shown on the progress bar as they come."""
+    for document in documents:
+        if document.article.doc_id in hashes:
+            counts.updated += 1
+        else:
+            counts.added += 1
+        counts.chunks_embedded += len(document.chunks)
+        counts.texts_embedded += len(document.chunks) + len(document.sentences)
+        bar.update()
+        yield document
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """An article cut into chunks and sentences, waiting for its group to be embedded."""
+
+    article: Article
+    digest: str
+    chunks: Sequence[Chunk]
+    sentences: Sequence[Sentence]
+
+    def texts(self) -> list[str]:
+        chunk_texts = [embedding_text(self.article, c) for c in self.chunks]
+        return chunk_texts + sentence_embedding_texts(self.article, self.sentences)
+
+
+def _embedded(group: Sequence[_Pending], embedder: Embedder) -> Iterator[IndexedDocument]:
+    """The group's documents in order, embedded in one call."""
+    texts = [text for item in group for text in item.texts()]
+    vectors = embedder.embed_passages(texts) if texts else np.empty((0, embedder.dimension), np.float32)
+    row = 0
+    for item in group:
+        middle = row + len(item.chunks)
+        end = middle + len(item.sentences)
+        yield indexed_document(item.article, item.digest, item.chunks, item.sentences, vectors[row:middle],
+                       vectors[middle:end])  # fmt: skip
+        row = end

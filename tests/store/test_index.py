@@ -1,0 +1,112 @@
+import json
+import shutil
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from qa.config import IndexSettings, Settings
+from qa.embed.embedders import Embedder
+from qa.errors import IndexMismatchError, IndexUnavailableError, SourceError
+from qa.ingest.pipeline import build_index
+from qa.search.retrieve import Retriever
+from qa.store.index import load_index, versions_dir
+from qa.types import Vectors
+from tests.conftest import SAMPLE_CORPUS
+
+QUESTIONS = ["What did Cameron ask Putin?", "ماذا طلب كاميرون من بوتين؟", "مدة المحادثات بين أوباما وبوتين"]
+
+
+def stored_chunks(index_path: Path) -> list[tuple[object, ...]]:
+    rows = []
+    for store in sorted(index_path.glob("segments/*/store.sqlite")):
+        with sqlite3.connect(store) as connection:
+            rows += connection.execute(
+                'SELECT chunk_id, doc_id, start, "end", context FROM chunks'
+            ).fetchall()
+    return rows
+
+
+def test_reindexing_the_same_source_gives_identical_chunks_and_results(
+    tmp_path: Path, sample_settings: Settings, embedder: Embedder
+) -> None:
+    results = []
+    chunks = []
+    for name in ("first", "second"):
+        path = tmp_path / name
+        build_index(SAMPLE_CORPUS, path, sample_settings, embedder, progress=False)
+        index = load_index(path, IndexSettings(), model=embedder.model_id, dimension=embedder.dimension)
+        retriever = Retriever(index, embedder)
+        results.append([retriever.retrieve(q, 5).passages for q in QUESTIONS])
+        chunks.append(stored_chunks(path))
+        index.close()
+    assert chunks[0] == chunks[1] and len(chunks[0]) > 1
+    assert results[0] == results[1]
+
+
+def test_an_index_of_another_model_or_dimension_is_refused(
+    tmp_path: Path, sample_index: Path, embedder: Embedder
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(sample_index.resolve(), copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["model"] = "intfloat/multilingual-e5-large"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatchError, match="qa reindex"):
+        load_index(copy, IndexSettings(), model=embedder.model_id, dimension=embedder.dimension)
+    with pytest.raises(IndexMismatchError, match="768 dimensions"):
+        load_index(sample_index, IndexSettings(), model=embedder.model_id, dimension=768)
+
+
+def test_a_missing_index_names_the_reindex_command(tmp_path: Path, embedder: Embedder) -> None:
+    with pytest.raises(IndexUnavailableError, match="qa reindex"):
+        load_index(tmp_path / "none", IndexSettings(), model=embedder.model_id, dimension=embedder.dimension)
+
+
+class FailingEmbedder:
+    """The real embedder, failing after a number of calls: a build that dies midway."""
+
+    def __init__(self, inner: Embedder, calls: int) -> None:
+        self.inner = inner
+        self.calls_left = calls
+        self.model_id = inner.model_id
+        self.dimension = inner.dimension
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        return self.inner.embed_queries(texts)
+
+    def embed_passages(self, texts: Sequence[str]) -> Vectors:
+        self.calls_left -= 1
+        if self.calls_left < 0:
+            raise RuntimeError("embedding failed")
+        return self.inner.embed_passages(texts)
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+
+def test_a_failed_build_leaves_the_published_index_untouched(
+    tmp_path: Path, sample_settings: Settings, embedder: Embedder
+) -> None:
+    path = tmp_path / "live"
+    source = tmp_path / "src"
+    source.mkdir()
+    shutil.copy(SAMPLE_CORPUS / "g20-antalya-2015.txt", source / "a.txt")
+    shutil.copy(SAMPLE_CORPUS / "g20-antalya-2015.txt", source / "b.txt")
+    first = build_index(source, path, sample_settings, embedder, progress=False)
+    before = path.resolve()
+
+    (source / "c.txt").write_bytes(b"\xff")
+    with pytest.raises(SourceError, match=r"c\.txt"):
+        build_index(source, path, sample_settings, embedder, strict=True, progress=False)
+    (source / "c.txt").unlink()
+    (source / "b.txt").write_text("خبر معدل يحتاج إلى تضمين جديد.", "utf-8")
+    with pytest.raises(RuntimeError):
+        build_index(source, path, sample_settings, FailingEmbedder(embedder, calls=0), progress=False)
+
+    assert path.resolve() == before
+    index = load_index(path, IndexSettings(), model=embedder.model_id, dimension=embedder.dimension)
+    assert index.manifest.version == first.version and index.manifest.documents == 2
+    index.close()
+    assert [p.name for p in versions_dir(path).iterdir()] == [before.name]
