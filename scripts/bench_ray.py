@@ -39,9 +39,10 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import IndexSettings, Settings, load_settings
-from qa.embed.embedders import make_embedder
+from qa.embed.registry import make_embedder
+from qa.ingest.engines.base import IndexingEngine
+from qa.ingest.engines.local import LocalEngine
 from qa.ingest.engines.ray import RayEngine
-from qa.ingest.pipeline import IndexingEngine, LocalEngine
 from qa.ingest.sources import read_articles
 from qa.records import Article
 from qa.serve.service import QAService
@@ -67,7 +68,7 @@ def main() -> int:
         {"reindex.ray_actors": args.actors, "reindex.ray_cpus_per_actor": 1.0}
     )
     articles = read_articles(args.corpus).articles[: args.limit]
-    local = LocalEngine(make_embedder(settings.embedding, "index"), settings.chunking)
+    local = LocalEngine.from_settings(settings)
     if args.rate_only:
         print(_embedding_rate(local, articles)[0])
         return 0

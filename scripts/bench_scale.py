@@ -49,9 +49,9 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import qa.store.segment  # noqa: E402
+import qa.store.segment_reader  # noqa: E402
 from qa.config import Settings, load_settings  # noqa: E402
-from qa.embed.embedders import make_embedder  # noqa: E402
+from qa.embed.registry import make_embedder  # noqa: E402
 from qa.ingest.indexed import indexed_document  # noqa: E402
 from qa.ingest.pipeline import ensure_index, ingest  # noqa: E402
 from qa.records import (  # noqa: E402
@@ -62,7 +62,7 @@ from qa.records import (  # noqa: E402
     SentenceKind,
 )
 from qa.store.index import Index, load_index, read_manifest  # noqa: E402
-from qa.store.segment import IndexedDocument  # noqa: E402
+from qa.store.segment_writer import IndexedDocument  # noqa: E402
 from qa.text.sentences import split_sentences  # noqa: E402
 from qa.types import Vectors  # noqa: E402
 
@@ -233,15 +233,15 @@ def measure_filters(index: Index, chunk_vectors: np.ndarray, queries: np.ndarray
         index.search(query, 10, index.allowed(half))
         half_ms.append((time.perf_counter() - started) * 1000)
     half_result = filtered_search(index, chunk_vectors, queries[:200], half)
-    cost = qa.store.segment.EXACT_SCAN_ROW_COST
+    cost = qa.store.segment_reader.EXACT_SCAN_ROW_COST
     sweep = []
     for share in (0.001, 0.003, 0.01, 0.02, 0.05, 0.1):
         filters = date_filter(share, offset_days=1000)
-        qa.store.segment.EXACT_SCAN_ROW_COST = 0  # every allowed row scored from its vector
+        qa.store.segment_reader.EXACT_SCAN_ROW_COST = 0  # every allowed row scored from its vector
         exact = filtered_search(index, chunk_vectors, queries[:200], filters)
-        qa.store.segment.EXACT_SCAN_ROW_COST = 1 << 62  # the index's search
+        qa.store.segment_reader.EXACT_SCAN_ROW_COST = 1 << 62  # the index's search
         selector = filtered_search(index, chunk_vectors, queries[:200], filters)
-        qa.store.segment.EXACT_SCAN_ROW_COST = cost
+        qa.store.segment_reader.EXACT_SCAN_ROW_COST = cost
         chosen = filtered_search(index, chunk_vectors, queries[:200], filters)
         sweep.append({
             "share": round(exact["share"], 4),
@@ -464,7 +464,7 @@ def main() -> None:
         found += len(exact & {chunk_id for chunk_id, _ in approximate})
     recall = found / (10 * len(queries))
     lexical_ms = []
-    from qa.text.normalize import tokens
+    from qa.text.tokens import tokens
 
     for question in pool.questions[:300]:
         started = time.perf_counter()

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from qa.config import load_settings  # noqa: E402
-from qa.embed.embedders import make_embedder  # noqa: E402
+from qa.embed.registry import make_embedder  # noqa: E402
 from qa.ingest.pipeline import ensure_index  # noqa: E402
 from qa.records import AnswerMode  # noqa: E402
 from qa.serve.service import QAService  # noqa: E402
@@ -66,7 +66,7 @@ def main() -> int:
         async def run() -> None:
             nonlocal written
             for question in questions:
-                answer = await service.written(service.retrieve(question))
+                answer = await service.generated(service.retrieve(question))
                 if answer.mode is AnswerMode.GENERATED and answer.timings is not None:
                     written += 1
                     prompt_ms.append(answer.timings.prompt_ms)

@@ -35,7 +35,7 @@ from sklearn.linear_model import LogisticRegression
 
 from qa.answer.confidence import AnswerabilityModel, Signals
 from qa.config import load_settings
-from qa.embed.embedders import make_embedder
+from qa.embed.registry import make_embedder
 from qa.eval.evaluate import EvalQuestion, answer_is_right, calibration, load_questions, reliability_table
 from qa.ingest.pipeline import ensure_index
 from qa.serve.service import QAService

@@ -21,7 +21,7 @@ from qa.config import Settings
 from qa.ingest.indexed import indexed_document
 from qa.ingest.pipeline import ingest
 from qa.records import Article, Chunk, Manifest, Sentence, SentenceKind
-from qa.store.segment import IndexedDocument
+from qa.store.segment_writer import IndexedDocument
 
 MODEL = "intfloat/multilingual-e5-small"
 DIMENSION = 384

@@ -18,7 +18,8 @@ import pytest
 
 from qa.cli import main
 from qa.config import Settings, load_settings
-from qa.embed.embedders import Embedder, make_embedder
+from qa.embed.base import Embedder
+from qa.embed.registry import make_embedder
 from qa.ingest.pipeline import build_index
 from qa.serve.service import QAService
 

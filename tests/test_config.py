@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from qa.cli import main
-from qa.config import Settings, load_settings
+from qa.config import Settings, env_name, load_settings
 from qa.errors import ConfigError
 
 from .conftest import REPO
@@ -113,3 +113,19 @@ def test_the_llm_api_key_is_only_read_from_the_environment(tmp_path: Path) -> No
         load_settings(environ={"QA_LLM_BASE_URL": "https://user:pw@llm.example/v1"})
     with pytest.raises(ConfigError, match=r"below limits\.request_timeout_seconds"):
         load_settings(environ={"QA_LLM_BASE_URL": "http://127.0.0.1:9/v1", "QA_LLM_TIMEOUT_SECONDS": "45"})
+
+
+def test_every_setting_has_its_variable() -> None:
+    assert env_name("server", "port") == "QA_SERVER_PORT"
+    assert env_name("reindex", "ray_address") == "QA_REINDEX_RAY_ADDRESS"
+    assert load_settings(environ={env_name("index", "merge_factor"): "3"}).index.merge_factor == 3
+
+
+def test_ray_address_falls_back_to_rays_own_variable_when_nothing_sets_it() -> None:
+    ray = {"RAY_ADDRESS": "10.0.0.1:6379"}
+    assert load_settings(environ=ray).reindex.ray_address == "10.0.0.1:6379"
+    assert load_settings(environ={}).reindex.ray_address == ""
+    ours = {**ray, "QA_REINDEX_RAY_ADDRESS": "10.0.0.2:6379"}
+    assert load_settings(environ=ours).reindex.ray_address == "10.0.0.2:6379"
+    flag = {"reindex.ray_address": "10.0.0.3:6379"}
+    assert load_settings(environ=ray, overrides=flag).reindex.ray_address == "10.0.0.3:6379"

@@ -3,7 +3,7 @@ signals that retrieval and answering already compute. No HTTP.
 
 The model is a logistic regression fitted by ``scripts/fit_answerability.py`` (with
 scikit-learn, at fitting time only) on questions over the dev corpus, answerable and
-not, and measured on questions about other documents (README "Answer quality"). It
+not, and measured on questions about other documents (docs/quality.md). It
 is shipped as ``answerability.json`` beside this module: feature names, their means
 and scales, the weights, and the documents and questions it was not fitted on (the
 held-back part that ``qa eval`` measures by default). Evaluating it is a dot product.

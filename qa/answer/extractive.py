@@ -3,7 +3,7 @@
 The answer is extractive: the best-scoring sentence of the top passages, plus
 its neighbour when that completes it, so every word of the answer is a quote
 whose offsets point into the article. A sentence's score (weights tuned on the
-ARCD dev set, README "Answer quality"):
+ARCD dev set, docs/quality.md):
 
     dense(sentence) + (score(its passage) - score(top passage))
                     + ANSWER_TYPE_BONUS if a "when" question meets a date or a
@@ -15,7 +15,7 @@ sentence, the question's words met, the numbers it names and its language; below
 ``answer.min_confidence`` the answer says the sources do not answer.
 
 The passage term keeps the answer in the passages retrieval trusts most, which
-already weigh the question's words met in one sentence (``qa.search.retrieve``); a
+already weigh the question's words met in one sentence (``qa.search.fusion``); a
 sentence-level BM25 term on top of it measured no better on the dev set.
 A heading is never an answer, but it says what the sentence right under it (a
 news section's lead) is about, so that sentence is as relevant as its heading.
@@ -27,11 +27,13 @@ import re
 from dataclasses import dataclass
 
 from qa.answer.confidence import AnswerabilityModel, Signals
+from qa.answer.evidence import CitableSentence, citable_sentences
 from qa.config import AnswerSettings
-from qa.records import Answer, Citation, Passage, SentenceKind
+from qa.records import Answer, Citation
 from qa.search.retrieve import Retrieval
-from qa.store.index import Index, StoredSentence
-from qa.text.normalize import normalize, tokens
+from qa.text.language import has_arabic_letter
+from qa.text.normalize import normalize
+from qa.text.tokens import tokens
 
 # How many of the top passages are searched for the answer sentence.
 ANSWER_PASSAGES = 3
@@ -58,19 +60,26 @@ _QUESTION_NUMBER = re.compile(r"\d{3,}")
 
 NO_ANSWER = "The sources do not answer this question."
 NO_ANSWER_AR = "لا تجيب المصادر المتاحة عن هذا السؤال."
-_ARABIC_LETTER = re.compile(r"[\u0621-\u064A]")
 
 
 @dataclass(frozen=True)
 class _Candidate:
-    passage: Passage
-    stored: StoredSentence
+    citable: CitableSentence
     score: float
 
+    @property
+    def sentence_id(self) -> int:
+        return self.citable.sentence_id
 
-class Answerer:
-    def __init__(self, index: Index, settings: AnswerSettings, model: AnswerabilityModel) -> None:
-        self.index = index
+    @property
+    def doc_id(self) -> str:
+        return self.citable.passage.doc_id
+
+
+class ExtractiveAnswerer:
+    """Answers with quoted sentences of the retrieved passages (see the module)."""
+
+    def __init__(self, settings: AnswerSettings, model: AnswerabilityModel) -> None:
         self.settings = settings
         self.model = model
 
@@ -84,7 +93,7 @@ class Answerer:
         if self.settings.max_sentences > 1:
             neighbour = self._completing_neighbour(best, candidates)
             if neighbour is not None:
-                chosen = sorted([best, neighbour], key=lambda c: c.stored.sentence_id)
+                chosen = sorted([best, neighbour], key=lambda c: c.sentence_id)
         citations = tuple(self._cite(n, c) for n, c in enumerate(chosen, start=1))
         text = " ".join(c.quote for c in citations)
         return Answer(question, text, True, citations, retrieval.passages, confidence=confidence)
@@ -108,7 +117,7 @@ class Answerer:
         if not candidates:
             return None
         best = max(candidates.values(), key=lambda c: c.score)
-        quote = _quote(best.passage, best.stored)
+        quote = best.citable.text
         # A question that names a number (a year, a count) is rarely answered by
         # passages that never write it, however close in meaning: "who won the 2019
         # cup" over an article about the 2015 one.
@@ -119,13 +128,13 @@ class Answerer:
         return Signals(
             top_score=passages[0].score,
             sentence_score=best.score,
-            sentence_similarity=retrieval.sentence_similarity[best.stored.sentence_id],
+            sentence_similarity=best.citable.sentence.similarity,
             coverage=retrieval.coverage,
             sentence_overlap=len(asked & set(tokens(quote))) / len(asked) if asked else 0.0,
             has_number=float(bool(numbers)),
             number_missing=float(any(number not in evidence for number in numbers)),
             type_unmet=float(wanted is not None and not wanted.search(normalize(quote))),
-            cross_language=float(asks_in_arabic(question) != asks_in_arabic(passages[0].text)),
+            cross_language=float(has_arabic_letter(question) != has_arabic_letter(passages[0].text)),
         )
 
     def _candidates(self, question: str, retrieval: Retrieval) -> dict[int, _Candidate]:
@@ -134,59 +143,49 @@ class Answerer:
             return {}
         wanted = _answer_type(question)
         candidates: dict[int, _Candidate] = {}
-        for passage in passages:
-            first, stop = self.index.sentence_range(passage.chunk_id)
-            stored = self.index.sentences(first, stop)
-            similarity = [retrieval.sentence_similarity[s.sentence_id] for s in stored]
-            for position, item in enumerate(stored):
-                if item.sentence.kind is SentenceKind.HEADING or item.sentence_id in candidates:
-                    continue
-                score = similarity[position]
-                if position > 0 and stored[position - 1].sentence.kind is SentenceKind.HEADING:
-                    score = max(score, similarity[position - 1])
-                score += passage.score - passages[0].score
-                if wanted is not None and wanted.search(normalize(_quote(passage, item))):
-                    score += ANSWER_TYPE_BONUS
-                candidates[item.sentence_id] = _Candidate(passage, item, score)
+        for citable in citable_sentences(passages):
+            score = citable.sentence.similarity
+            if citable.heading is not None:
+                score = max(score, citable.heading.similarity)
+            score += citable.passage.score - passages[0].score
+            if wanted is not None and wanted.search(normalize(citable.text)):
+                score += ANSWER_TYPE_BONUS
+            candidates[citable.sentence_id] = _Candidate(citable, score)
         return candidates
 
     def _completing_neighbour(self, best: _Candidate, candidates: dict[int, _Candidate]) -> _Candidate | None:
         """The sentence before or after ``best`` that completes it, if any."""
         neighbours = [
             candidates[i]
-            for i in (best.stored.sentence_id - 1, best.stored.sentence_id + 1)
-            if i in candidates and candidates[i].passage.doc_id == best.passage.doc_id
+            for i in (best.sentence_id - 1, best.sentence_id + 1)
+            if i in candidates and candidates[i].doc_id == best.doc_id
         ]
         if not neighbours:
             return None
-        sentence = best.stored.sentence
+        sentence = best.citable.sentence
         if sentence.end - sentence.start < MIN_ANSWER_CHARS:
-            following = [c for c in neighbours if c.stored.sentence_id > best.stored.sentence_id]
+            following = [c for c in neighbours if c.sentence_id > best.sentence_id]
             return following[0] if following else None
         runner_up = max(neighbours, key=lambda c: c.score)
         return runner_up if runner_up.score >= best.score - NEIGHBOUR_MARGIN else None
 
     def _cite(self, n: int, candidate: _Candidate) -> Citation:
-        sentence = candidate.stored.sentence
-        passage = candidate.passage
+        sentence = candidate.citable.sentence
+        passage = candidate.citable.passage
         return Citation(
             n=n,
             doc_id=passage.doc_id,
             title=passage.title,
             start=sentence.start,
             end=sentence.end,
-            quote=_quote(passage, candidate.stored),
+            quote=candidate.citable.text,
             score=round(candidate.score, 4),
         )
 
 
-def asks_in_arabic(question: str) -> bool:
-    return bool(_ARABIC_LETTER.search(question))
-
-
 def refusal(question: str) -> str:
     """The answer that says the sources do not answer, in the question's language."""
-    return NO_ANSWER_AR if asks_in_arabic(question) else NO_ANSWER
+    return NO_ANSWER_AR if has_arabic_letter(question) else NO_ANSWER
 
 
 def _answer_type(question: str) -> re.Pattern[str] | None:
@@ -198,7 +197,3 @@ def _answer_type(question: str) -> re.Pattern[str] | None:
         return _NUMBER
     return None
 
-
-def _quote(passage: Passage, stored: StoredSentence) -> str:
-    """The sentence's exact text, cut from its passage (itself a slice of the article)."""
-    return passage.text[stored.sentence.start - passage.start : stored.sentence.end - passage.start]

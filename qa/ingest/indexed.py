@@ -1,14 +1,18 @@
 """An embedded article made ready for storage: the tokens BM25 indexes are made here,
-while ingesting, so that storage never tokenizes text itself."""
+while ingesting, so that storage never tokenizes text itself; and the fingerprint of
+an article, by which a reindex knows what changed."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 
 from qa.records import Article, Chunk, Sentence
-from qa.store.segment import IndexedDocument, StoredDocument
+from qa.store.segment_reader import StoredDocument
+from qa.store.segment_writer import IndexedDocument
 from qa.text.chunk import embedding_text
-from qa.text.normalize import tokens
+from qa.text.tokens import tokens
 from qa.types import Vectors
 
 
@@ -40,3 +44,11 @@ def reindexed_document(stored: StoredDocument) -> IndexedDocument:
         stored.article, stored.content_hash, stored.chunks, stored.sentences,
         stored.chunk_vectors, stored.sentence_vectors,
     )  # fmt: skip
+
+
+def content_hash(article: Article) -> str:
+    """A fingerprint of everything indexed from one article."""
+    record: list[object] = [article.doc_id, article.title, article.text, article.url, article.published]
+    if article.meta:  # only then: the fingerprints of articles without metadata stay as they were
+        record.append(article.meta)
+    return hashlib.sha256(json.dumps(record, ensure_ascii=False).encode()).hexdigest()

@@ -31,50 +31,44 @@ was skipped) unless ``--allow-skips``; this module only counts them.
 
 Cutting and embedding the new and changed articles is the one stage that can run
 elsewhere: an :class:`IndexingEngine` turns articles into indexed documents, in this
-process (:class:`LocalEngine`) or on a Ray cluster (``qa.ingest.engines.ray``); every stage
+process (``qa.ingest.engines.local``) or on a Ray cluster (``qa.ingest.engines.ray``),
+as ``reindex.engine`` says (``qa.ingest.engines.registry.open_engine``); every stage
 before and after it is the same for both.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import ClassVar
 
-import numpy as np
 from tqdm import tqdm
 
 from qa import __version__
-from qa.config import ChunkingSettings, Settings
-from qa.embed.embedders import Embedder, make_embedder
+from qa.config import Settings
+from qa.embed.base import Embedder
 from qa.errors import DiskFullError, IndexUnavailableError, RemovalRefusedError
-from qa.ingest.indexed import indexed_document, reindexed_document
+from qa.ingest.engines.base import IndexingEngine
+from qa.ingest.engines.local import LocalEngine
+from qa.ingest.indexed import content_hash, reindexed_document
 from qa.ingest.sources import read_articles
-from qa.records import Article, Chunk, Manifest, Sentence
-from qa.store.index import (
-    FORMAT_VERSION,
+from qa.records import Article, Manifest
+from qa.store.index import Index, load_index, read_manifest
+from qa.store.layout import FORMAT_VERSION
+from qa.store.segment_writer import IndexedDocument
+from qa.store.versions import (
     BuildInfo,
-    Index,
     format_bytes,
     free_bytes,
     index_lock,
-    load_index,
     merges_due,
     publish_merge,
     publish_update,
-    read_manifest,
     versions_dir,
 )
-from qa.store.segment import IndexedDocument
-from qa.text.chunk import chunk_article, embedding_text, sentence_embedding_texts
-from qa.text.sentences import split_sentences
 
 
 @dataclass(frozen=True)
@@ -106,10 +100,6 @@ class BuildSummary:
     seconds: float
 
 
-# Texts (chunks and sentences) of new and changed articles embedded in one call:
-# about 20 articles of the dev corpus, some 20 s on 2 cores, so progress still shows.
-GROUP_SIZE = 256
-
 # What a new segment takes on disk, estimated from the articles to embed before any
 # is: about one text (a chunk or a sentence) every 140 characters, each vector about
 # 3 bytes a dimension (float16 sentences; float32 chunks, a quarter of the texts,
@@ -119,87 +109,6 @@ GROUP_SIZE = 256
 CHARS_PER_TEXT = 150
 VECTOR_BYTES_PER_DIMENSION = 3
 TEXT_COPIES = 2
-
-
-class IndexingEngine(ABC):
-    """Cuts articles into chunks and sentences and embeds them, in one process or on
-    many machines. Used as a context manager: leaving it frees what it holds."""
-
-    name: ClassVar[str]
-
-    @property
-    @abstractmethod
-    def model_id(self) -> str: ...
-
-    @property
-    @abstractmethod
-    def dimension(self) -> int: ...
-
-    @property
-    def actors(self) -> int:
-        """Embedders working at once."""
-        return 1
-
-    @abstractmethod
-    def documents(self, articles: Sequence[Article]) -> Iterator[IndexedDocument]:
-        """The articles cut and embedded, in the order given."""
-
-    def close(self) -> None:  # noqa: B027 (optional: most engines hold nothing to free)
-        """Free what the engine holds (a cluster connection)."""
-
-    def __enter__(self) -> IndexingEngine:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-class LocalEngine(IndexingEngine):
-    """Cuts and embeds in this process, with one embedder."""
-
-    name = "local"
-
-    def __init__(self, embedder: Embedder, chunking: ChunkingSettings) -> None:
-        self._embedder = embedder
-        self._chunking = chunking
-
-    @property
-    def model_id(self) -> str:
-        return self._embedder.model_id
-
-    @property
-    def dimension(self) -> int:
-        return self._embedder.dimension
-
-    def documents(self, articles: Sequence[Article]) -> Iterator[IndexedDocument]:
-        """Embedded in groups, chunks and sentences of many articles in one call: an
-        engine that pads a batch to its longest text (sentence-transformers) then fills
-        its batches with texts of similar length, where one article's dozen texts would
-        make small, ragged batches. A group closes at GROUP_SIZE texts, so that a large
-        archive is never held in memory whole.
-        """
-        group: list[_Pending] = []
-        size = 0
-        for article in articles:
-            sentences = split_sentences(article.text)
-            chunks = chunk_article(article, sentences, self._embedder.count_tokens, self._chunking)
-            group.append(_Pending(article, content_hash(article), chunks, sentences))
-            size += len(chunks) + len(sentences)
-            if size >= GROUP_SIZE:
-                yield from _embedded(group, self._embedder)
-                group, size = [], 0
-        yield from _embedded(group, self._embedder)
-
-
-def open_engine(settings: Settings) -> IndexingEngine:
-    """The engine ``reindex.engine`` names, ready to index."""
-    if settings.reindex.engine == "ray":
-        from qa.ingest.engines.ray import RayEngine  # imports Ray, an extra, only when asked for
-
-        return RayEngine(settings)
-    return LocalEngine(make_embedder(settings.embedding, "index"), settings.chunking)
 
 
 @dataclass
@@ -332,14 +241,6 @@ def ingest(
             keep=keep,
         )  # fmt: skip
         return _merge(index_path, manifest, settings, info, previous, keep)[0]
-
-
-def content_hash(article: Article) -> str:
-    """A fingerprint of everything indexed from one article."""
-    record: list[object] = [article.doc_id, article.title, article.text, article.url, article.published]
-    if article.meta:  # only then: the fingerprints of articles without metadata stay as they were
-        record.append(article.meta)
-    return hashlib.sha256(json.dumps(record, ensure_ascii=False).encode()).hexdigest()
 
 
 def source_digest(articles: Sequence[Article]) -> str:
@@ -518,30 +419,3 @@ def _counted(
         counts.texts_embedded += len(document.chunks) + len(document.sentences)
         bar.update()
         yield document
-
-
-@dataclass(frozen=True)
-class _Pending:
-    """An article cut into chunks and sentences, waiting for its group to be embedded."""
-
-    article: Article
-    digest: str
-    chunks: Sequence[Chunk]
-    sentences: Sequence[Sentence]
-
-    def texts(self) -> list[str]:
-        chunk_texts = [embedding_text(self.article, c) for c in self.chunks]
-        return chunk_texts + sentence_embedding_texts(self.article, self.sentences)
-
-
-def _embedded(group: Sequence[_Pending], embedder: Embedder) -> Iterator[IndexedDocument]:
-    """The group's documents in order, embedded in one call."""
-    texts = [text for item in group for text in item.texts()]
-    vectors = embedder.embed_passages(texts) if texts else np.empty((0, embedder.dimension), np.float32)
-    row = 0
-    for item in group:
-        middle = row + len(item.chunks)
-        end = middle + len(item.sentences)
-        yield indexed_document(item.article, item.digest, item.chunks, item.sentences, vectors[row:middle],
-                       vectors[middle:end])  # fmt: skip
-        row = end

@@ -8,19 +8,16 @@ events of ``choices[0].delta.content`` pieces ending with ``data: [DONE]``.
 
 Every failure (unreachable, too slow, an HTTP error status, malformed JSON or
 events, an empty reply) becomes one :class:`LLMError` whose message says what
-happened without the API key or the endpoint's address. :class:`LLMHealth`
-counts failures in a row and pauses calls to a failing model for a while.
+happened without the API key or the endpoint's address. :class:`ChatClient` is the
+:class:`~qa.llm.chat.ChatModel` that answering uses.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -29,6 +26,7 @@ from httpx_sse import SSEError, aconnect_sse
 
 from qa.config import LLMSettings
 from qa.errors import LLMError
+from qa.llm.chat import ChatMessage, Completion, StreamState
 
 _STATUS_HINTS = {
     401: "unauthorized: check QA_LLM_API_KEY",
@@ -38,30 +36,9 @@ _STATUS_HINTS = {
 }
 
 
-@dataclass(frozen=True)
-class ChatMessage:
-    role: str  # "system", "user" or "assistant"
-    content: str
-
-
-@dataclass(frozen=True)
-class Completion:
-    """A whole reply; ``finish_reason`` is "stop", or "length" when cut at max_tokens."""
-
-    text: str
-    finish_reason: str | None
-    model_ms: float
-
-
-@dataclass
-class StreamState:
-    """What a streamed reply said about itself by the time it ended."""
-
-    finish_reason: str | None = None
-    model_ms: float = 0.0
-
-
 class ChatClient:
+    """The chat model at ``llm.base_url``, over one pool of HTTP connections."""
+
     def __init__(self, settings: LLMSettings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
@@ -183,60 +160,3 @@ def _mapped_errors(timeout: float) -> Iterator[None]:
         raise LLMError("the model sent a malformed event stream") from exc
     except httpx.HTTPError as exc:
         raise LLMError(f"the connection to the model failed ({type(exc).__name__})") from exc
-
-
-class LLMHealth:
-    """Consecutive failures of the model; after ``failures_before_pause`` of them the
-    service stops calling it for ``pause_seconds`` (answers stay extractive)."""
-
-    def __init__(self, settings: LLMSettings) -> None:
-        self.settings = settings
-        self._lock = threading.Lock()
-        self.failures_in_row = 0
-        self.paused_until = 0.0
-        self.last_success: str | None = None
-        self.last_error: str | None = None
-        self.last_error_at: str | None = None
-
-    def paused(self) -> str | None:
-        """Why the model is not being called now, if it is not."""
-        with self._lock:
-            left = self.paused_until - time.monotonic()
-            if left <= 0:
-                return None
-            return (
-                f"the model failed {self.failures_in_row} times in a row; "
-                f"not called for another {left:.0f} s (last error: {self.last_error})"
-            )
-
-    def record_success(self) -> None:
-        with self._lock:
-            self.failures_in_row = 0
-            self.paused_until = 0.0
-            self.last_success = _now()
-
-    def record_failure(self, error: str) -> None:
-        with self._lock:
-            self.failures_in_row += 1
-            self.last_error = error
-            self.last_error_at = _now()
-            if self.failures_in_row >= self.settings.failures_before_pause:
-                self.paused_until = time.monotonic() + self.settings.pause_seconds
-
-    def summary(self) -> dict[str, Any]:
-        """What ``/healthz`` reports under ``llm``."""
-        paused = self.paused()
-        with self._lock:
-            return {
-                "configured": self.settings.enabled,
-                "model": self.settings.model,
-                "last_success": self.last_success,
-                "last_error": self.last_error,
-                "last_error_at": self.last_error_at,
-                "failures_in_row": self.failures_in_row,
-                "paused": paused,
-            }
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,4 +1,5 @@
-"""Arabic normalization and word tokens for lexical matching. Pure ``str`` functions.
+"""Arabic normalization for matching: diacritics removed, letter variants folded.
+Pure ``str`` functions; the word tokens built on it are ``qa.text.tokens``.
 
 Normalization is for matching only: stored text and offsets never change.
 """
@@ -23,39 +24,10 @@ _CHAR_MAP = str.maketrans(
         **{chr(0x06F0 + d): str(d) for d in range(10)},  # Extended (Persian) digits
     }
 )
-# Runs of digits and runs of letters: "2015م" is the number 2015 and a letter.
-_WORD = re.compile(r"\d+|[^\W\d_]+")
 _SPACE = re.compile(r"\s+")
-# Light stemming: a conjunction or preposition glued to the word, then the article.
-_CLITICS = "وفبلك"
-_ARTICLE = "ال"
-MIN_STEM = 2
 
 
 def normalize(text: str) -> str:
     """Text with diacritics and tatweel removed, letter variants folded, spaces collapsed."""
     folded = _DIACRITICS.sub("", text).translate(_CHAR_MAP).casefold()
     return _SPACE.sub(" ", folded).strip()
-
-
-def stems(word: str) -> tuple[str, ...]:
-    """The matching forms of a normalized word: the article and a glued clitic removed.
-
-    With the article the split is certain (والكتاب, بالمدرسه, للصحفيين -> كتاب, مدرسه,
-    صحفيين). A lone leading letter may be a clitic (وقال) or part of the word (وزير,
-    بوتين), so both forms are kept and each matches its own kind.
-    """
-    if len(word) >= MIN_STEM + 3 and word[0] in _CLITICS and word[1:3] == _ARTICLE:
-        return (word[3:],)
-    if len(word) >= MIN_STEM + 2 and word.startswith("لل"):
-        return (word[2:],)
-    if len(word) >= MIN_STEM + 2 and word.startswith(_ARTICLE):
-        return (word[2:],)
-    if len(word) >= MIN_STEM + 2 and word[0] in _CLITICS:
-        return (word, word[1:])
-    return (word,)
-
-
-def tokens(text: str) -> list[str]:
-    """Normalized, lightly stemmed word tokens of ``text`` for lexical retrieval."""
-    return [form for word in _WORD.findall(normalize(text)) for form in stems(word)]

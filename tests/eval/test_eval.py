@@ -18,7 +18,7 @@ from tests.conftest import REPO
 from tests.scripted_llm import Reply, evidence, scripted_llm
 
 DATA = REPO / "tests" / "data"
-# A little under the values measured on the CI subset's held-back part (README "Answer quality").
+# A little under the values measured on the CI subset's held-back part (docs/quality.md).
 FLOORS = {"found_ar": 0.95, "found_en": 0.95, "general": 0.45, "near_miss": 0.02, "changed_detail": 0.14,
           "calibration_error": 0.09}  # fmt: skip
 QA = [sys.executable, "-m", "qa.cli"]

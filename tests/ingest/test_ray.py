@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from qa.config import IndexSettings, Settings
-from qa.embed.embedders import Embedder
+from qa.embed.base import Embedder
 from qa.serve.service import QAService
 from qa.store.index import load_index, read_manifest
-from qa.store.segment import StoredDocument
+from qa.store.segment_reader import StoredDocument
 from tests.conftest import DEV_CORPUS, REPO, free_port
 
 from .test_reindex import write_corpus

@@ -16,15 +16,17 @@ import faiss
 import numpy as np
 import pytest
 
-import qa.ingest.pipeline
+import qa.ingest.engines.local
 from qa.cli import main
 from qa.config import IndexSettings, Settings
-from qa.embed.embedders import Embedder
+from qa.embed.base import Embedder
 from qa.errors import BuildLockedError, NotFoundError
 from qa.ingest.pipeline import build_index
 from qa.search.retrieve import Retriever
-from qa.store.index import Index, index_lock, load_index, read_manifest, versions_dir
-from qa.store.segment import SegmentWriter, StoredDocument
+from qa.store.index import Index, load_index, read_manifest
+from qa.store.segment_reader import StoredDocument
+from qa.store.segment_writer import SegmentWriter
+from qa.store.versions import index_lock, versions_dir
 from qa.types import Vectors
 from tests.conftest import REPO
 
@@ -115,7 +117,7 @@ def test_articles_are_embedded_in_groups_and_indexed_in_order(
     source, incremental, fresh = tmp_path / "corpus.jsonl", tmp_path / "incremental", tmp_path / "fresh"
     records = arcd_records(6)
     write_corpus(source, records)
-    monkeypatch.setattr(qa.ingest.pipeline, "GROUP_SIZE", 1)
+    monkeypatch.setattr(qa.ingest.engines.local, "GROUP_SIZE", 1)
     counting = CountingEmbedder(embedder)
     build_index(source, incremental, sample_settings, counting, progress=False)
     assert len(counting.calls) == 6  # one call per article
@@ -123,7 +125,7 @@ def test_articles_are_embedded_in_groups_and_indexed_in_order(
     for changed in (1, 4):
         records[changed] = {**records[changed], "text": records[changed]["text"] + "\n\nفقرة جديدة."}
     write_corpus(source, records)
-    monkeypatch.setattr(qa.ingest.pipeline, "GROUP_SIZE", 40)
+    monkeypatch.setattr(qa.ingest.engines.local, "GROUP_SIZE", 40)
     summary = build_index(source, incremental, sample_settings, embedder, progress=False)
     assert (summary.updated, summary.unchanged) == (2, 4)
     counting = CountingEmbedder(embedder)
@@ -228,7 +230,7 @@ def qa_reindex(
     capsys: pytest.CaptureFixture[str], embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> CliReindex:
     run = CliReindex(capsys, embedder)
-    monkeypatch.setattr(qa.ingest.pipeline, "make_embedder", lambda *args: run.embedder)
+    monkeypatch.setattr(qa.ingest.engines.local, "make_embedder", lambda *args: run.embedder)
     return run
 
 

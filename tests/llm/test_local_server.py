@@ -59,11 +59,11 @@ def test_missing_model_file_exits_1_with_a_message() -> None:
     assert "cannot read model file /nonexistent.gguf" in result.stderr
 
 
-def test_the_written_path_end_to_end_against_the_real_model(sample_index: Path) -> None:
+def test_the_generated_path_end_to_end_against_the_real_model(sample_index: Path) -> None:
     """`qa serve` with llm.base_url at a real llama.cpp server: the mechanism, not the
     wisdom of a 135M model. Every shown sentence cites a real span, every removed one
     is reported with its reason, and a model that fails verification or is cut off
-    leaves the quoted answer or a refusal, never an error."""
+    leaves the extractive answer or a refusal, never an error."""
     with local_llm_server() as base:
         server = start_server(
             sample_index,
@@ -87,7 +87,7 @@ def test_the_written_path_end_to_end_against_the_real_model(sample_index: Path) 
         cited = {int(n) for n in re.findall(r"\[(\d+)\]", body["answer"])}
         assert cited == {c["n"] for c in body["citations"]}
     else:
-        assert body["llm_error"], "a quoted answer with a model configured says why"
+        assert body["llm_error"], "an extractive answer with a model configured says why"
     for citation in body["citations"]:
         assert text[citation["start"] : citation["end"]] == citation["quote"]
     assert all(item["reason"] and item["text"] for item in body["removed"])

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from litestar import Litestar
 from litestar.testing import TestClient
 
-import qa.store.segment
+import qa.store.segment_reader
 from qa.cli import main
 from qa.config import IndexSettings, Settings
-from qa.embed.embedders import Embedder
+from qa.embed.base import Embedder
 from qa.errors import InvalidRequestError
 from qa.ingest.pipeline import build_index
 from qa.records import Filters
@@ -27,7 +27,7 @@ from qa.search.filters import parse_filters
 from qa.serve.http.app import create_app
 from qa.serve.service import QAService
 from qa.store.index import Index, load_index
-from qa.text.normalize import tokens
+from qa.text.tokens import tokens
 from tests import archive
 from tests.conftest import DEV_CORPUS
 
@@ -97,7 +97,7 @@ def test_every_result_satisfies_the_filter_and_k_come_whenever_k_exist(
     filtered_archive: Index, exact_scan_row_cost: int, filters: Filters, k: int, seed: int,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    monkeypatch.setattr(qa.store.segment, "EXACT_SCAN_ROW_COST", exact_scan_row_cost)
+    monkeypatch.setattr(qa.store.segment_reader, "EXACT_SCAN_ROW_COST", exact_scan_row_cost)
     index = filtered_archive
     query = archive.article_vectors(f"query-{seed}")[0][0]
     allowed = index.allowed(filters)
@@ -130,7 +130,7 @@ def test_filtered_results_equal_an_exact_search_of_the_allowed_rows(
     nprobe: int,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(qa.store.segment, "EXACT_SCAN_ROW_COST", exact_scan_row_cost)
+    monkeypatch.setattr(qa.store.segment_reader, "EXACT_SCAN_ROW_COST", exact_scan_row_cost)
     index = load_index(
         archive_path, IndexSettings(nprobe=nprobe), model=archive.MODEL, dimension=archive.DIMENSION
     )

@@ -20,15 +20,19 @@ import pytest
 from litestar.stores.memory import MemoryStore
 from litestar.testing import TestClient
 
-from qa.answer.generated import AnswerWriter
+from qa.answer.generated import AnswerGenerator
 from qa.config import MIN_ADMIN_TOKEN_CHARS, Settings, load_settings
-from qa.embed.embedders import Embedder
+from qa.embed.base import Embedder
 from qa.errors import ConfigError, IndexUnavailableError, LLMError, RequestTimeoutError, ServiceBusyError
 from qa.ingest.pipeline import build_index
-from qa.llm.client import ChatClient, ChatMessage, StreamState
+from qa.llm.chat import ChatMessage, StreamState
+from qa.llm.client import ChatClient
 from qa.serve.http import app as app_module
-from qa.serve.http.app import create_app, loggable, without_paths
-from qa.serve.service import QAService, QueryGate, bounded_query
+from qa.serve.http import middleware
+from qa.serve.http.app import create_app
+from qa.serve.http.errors import loggable, without_paths
+from qa.serve.questions import QueryGate, bounded_query
+from qa.serve.service import QAService
 from qa.types import Vectors
 from tests.conftest import ADMIN, ADMIN_TOKEN, CAMERON_SENTENCE, REPO, Server, start_server
 from tests.scripted_llm import Reply, ScriptedLLM, evidence_number, scripted_llm
@@ -215,13 +219,13 @@ def test_written_answers_run_under_the_request_timeout_and_off_the_event_loop(
 ) -> None:  # fmt: skip
     # Building a prompt reads whole articles and counts tokens: made slow here, as an
     # article of a very long day would make it.
-    slow_prompt = AnswerWriter.prompt
+    slow_prompt = AnswerGenerator.prompt
 
-    def prompt(self: AnswerWriter, *args: Any) -> Any:
+    def prompt(self: AnswerGenerator, *args: Any) -> Any:
         time.sleep(2.5)
         return slow_prompt(self, *args)
 
-    monkeypatch.setattr(AnswerWriter, "prompt", prompt)
+    monkeypatch.setattr(AnswerGenerator, "prompt", prompt)
     llm.reply(Reply("NO_ANSWER"))
     settings = llm_settings(sample_settings, llm, **{"limits.request_timeout_seconds": 2.1})
     service = QAService.open(settings, embedder=embedder)
@@ -303,10 +307,10 @@ def test_the_rate_limit_counts_articles_and_trusts_only_the_configured_proxies(s
 def test_the_rate_limit_drops_the_counts_of_clients_gone_quiet(
     sample_settings: Settings, service: QAService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(app_module, "RATE_LIMIT_PURGE_SECONDS", 0.2)
+    monkeypatch.setattr(middleware, "RATE_LIMIT_PURGE_SECONDS", 0.2)
     app = create_app(sample_settings, service=service)
     with TestClient(app=app) as client:
-        store = app.stores.get(app_module.RATE_LIMIT_STORE)
+        store = app.stores.get(middleware.RATE_LIMIT_STORE)
         assert isinstance(store, MemoryStore)
         assert client.get("/api/search", params={"q": "x"}).status_code == 200
         with client.portal() as portal:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from qa.config import Settings
-from qa.embed.embedders import Embedder
+from qa.embed.base import Embedder
 from qa.ingest.pipeline import build_index
 from tests.conftest import ADMIN, ADMIN_TOKEN, SAMPLE_CORPUS, Server, start_server
 

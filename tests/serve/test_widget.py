@@ -35,10 +35,10 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from qa.config import Settings
-from qa.embed.embedders import Embedder
+from qa.config import LimitSettings, Settings
+from qa.embed.base import Embedder
 from qa.ingest.pipeline import build_index
-from qa.serve.service import MAX_HISTORY, contextual_query
+from qa.serve.questions import contextual_query
 from tests.conftest import CAMERON_SENTENCE, REPO, SAMPLE_ARTICLE, SAMPLE_DOC_ID, Server
 from tests.conftest import start_server as start_qa_server
 from tests.scripted_llm import Reply, evidence_number, scripted_llm
@@ -368,6 +368,9 @@ def test_the_stream_sends_passages_citations_answer_then_done(qa_server: Server)
     done = events[-1][1]
     assert done["answer"] == expected["answer"] and CAMERON_SENTENCE in done["answer"]
     assert done["question"] == ENGLISH and done["found"] is True and done["took_ms"] > 0
+
+
+MAX_HISTORY = LimitSettings().max_history_turns
 
 
 @pytest.mark.parametrize(

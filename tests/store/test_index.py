@@ -1,18 +1,16 @@
 import json
 import shutil
 import sqlite3
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from qa.config import IndexSettings, Settings
-from qa.embed.embedders import Embedder
-from qa.errors import IndexMismatchError, IndexUnavailableError, SourceError
+from qa.embed.base import Embedder
+from qa.errors import IndexMismatchError, IndexUnavailableError
 from qa.ingest.pipeline import build_index
 from qa.search.retrieve import Retriever
-from qa.store.index import load_index, versions_dir
-from qa.types import Vectors
+from qa.store.index import load_index
 from tests.conftest import SAMPLE_CORPUS
 
 QUESTIONS = ["What did Cameron ask Putin?", "ماذا طلب كاميرون من بوتين؟", "مدة المحادثات بين أوباما وبوتين"]
@@ -62,51 +60,3 @@ def test_an_index_of_another_model_or_dimension_is_refused(
 def test_a_missing_index_names_the_reindex_command(tmp_path: Path, embedder: Embedder) -> None:
     with pytest.raises(IndexUnavailableError, match="qa reindex"):
         load_index(tmp_path / "none", IndexSettings(), model=embedder.model_id, dimension=embedder.dimension)
-
-
-class FailingEmbedder:
-    """The real embedder, failing after a number of calls: a build that dies midway."""
-
-    def __init__(self, inner: Embedder, calls: int) -> None:
-        self.inner = inner
-        self.calls_left = calls
-        self.model_id = inner.model_id
-        self.dimension = inner.dimension
-
-    def embed_queries(self, texts: Sequence[str]) -> Vectors:
-        return self.inner.embed_queries(texts)
-
-    def embed_passages(self, texts: Sequence[str]) -> Vectors:
-        self.calls_left -= 1
-        if self.calls_left < 0:
-            raise RuntimeError("embedding failed")
-        return self.inner.embed_passages(texts)
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-
-def test_a_failed_build_leaves_the_published_index_untouched(
-    tmp_path: Path, sample_settings: Settings, embedder: Embedder
-) -> None:
-    path = tmp_path / "live"
-    source = tmp_path / "src"
-    source.mkdir()
-    shutil.copy(SAMPLE_CORPUS / "g20-antalya-2015.txt", source / "a.txt")
-    shutil.copy(SAMPLE_CORPUS / "g20-antalya-2015.txt", source / "b.txt")
-    first = build_index(source, path, sample_settings, embedder, progress=False)
-    before = path.resolve()
-
-    (source / "c.txt").write_bytes(b"\xff")
-    with pytest.raises(SourceError, match=r"c\.txt"):
-        build_index(source, path, sample_settings, embedder, strict=True, progress=False)
-    (source / "c.txt").unlink()
-    (source / "b.txt").write_text("خبر معدل يحتاج إلى تضمين جديد.", "utf-8")
-    with pytest.raises(RuntimeError):
-        build_index(source, path, sample_settings, FailingEmbedder(embedder, calls=0), progress=False)
-
-    assert path.resolve() == before
-    index = load_index(path, IndexSettings(), model=embedder.model_id, dimension=embedder.dimension)
-    assert index.manifest.version == first.version and index.manifest.documents == 2
-    index.close()
-    assert [p.name for p in versions_dir(path).iterdir()] == [before.name]

@@ -1,7 +1,7 @@
 import itertools
 
 from qa.config import ChunkingSettings
-from qa.embed.embedders import Embedder
+from qa.embed.base import Embedder
 from qa.records import Article
 from qa.text.chunk import chunk_article, embedding_text
 from qa.text.sentences import split_sentences

@@ -3,8 +3,8 @@ Data actor pool, one embedder per actor, on one machine's cores or a whole clust
 
 The driver (the reindex process) reads the sources, picks the new and changed
 articles and writes the segment, exactly as with the local engine; only the cutting
-and embedding move. Each actor runs :class:`qa.ingest.pipeline.LocalEngine` over its batch of
-articles, so both engines cut the same chunks and sentences and embed the same texts
+and embedding move. Each actor runs :class:`qa.ingest.engines.local.LocalEngine` over its
+batch of articles, so both engines cut the same chunks and sentences and embed the same texts
 with the same model. Results come back in the order the articles were sent
 (``preserve_order``), streamed: the driver writes a document as soon as it arrives and
 never holds the whole archive's vectors.
@@ -14,7 +14,8 @@ and ``max_task_retries`` are unlimited for its actor pools), so the output is th
 The run's actors belong to the driver's job and end with it; a driver killed before
 it publishes leaves the served index untouched, as any interrupted reindex does.
 
-A cluster is joined at ``reindex.ray_address`` (else ``$RAY_ADDRESS``); without one a
+A cluster is joined at ``reindex.ray_address`` (which is ``$RAY_ADDRESS`` when no file,
+variable or flag sets it: ``qa.config`` reads it with the settings); without one a
 Ray is started on this machine, bound to 127.0.0.1, and stopped after the run. Both
 are bounded by ``reindex.ray_timeout_seconds``: a head that does not answer, or a
 cluster without room for the embedders, fails the run with the address in the
@@ -36,11 +37,11 @@ import numpy as np
 import numpy.typing as npt
 
 from qa.config import Settings
-from qa.embed.embedders import make_embedder
 from qa.errors import ClusterError, ConfigError, QAError
-from qa.ingest.pipeline import IndexingEngine, LocalEngine
+from qa.ingest.engines.base import IndexingEngine
+from qa.ingest.engines.local import LocalEngine
 from qa.records import Article
-from qa.store.segment import IndexedDocument
+from qa.store.segment_writer import IndexedDocument
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -58,7 +59,7 @@ class EmbedArticles:
     pickled articles into pickled :class:`IndexedDocument` s."""
 
     def __init__(self, settings: Settings) -> None:
-        self._engine = LocalEngine(make_embedder(settings.embedding, "index"), settings.chunking)
+        self._engine = LocalEngine.from_settings(settings)
 
     def __call__(self, batch: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
         articles: list[Article] = [pickle.loads(blob) for blob in batch["article"]]
@@ -68,8 +69,8 @@ class EmbedArticles:
 
 def _describe_model(settings: Settings) -> tuple[str, int]:
     """The model id and dimension an actor's embedder reports (run on the cluster)."""
-    embedder = make_embedder(settings.embedding, "index")
-    return embedder.model_id, embedder.dimension
+    engine = LocalEngine.from_settings(settings)
+    return engine.model_id, engine.dimension
 
 
 class RayEngine(IndexingEngine):
@@ -80,7 +81,7 @@ class RayEngine(IndexingEngine):
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         reindex = settings.reindex
-        self._address = reindex.ray_address or os.environ.get("RAY_ADDRESS", "")
+        self._address = reindex.ray_address
         deadline = time.monotonic() + reindex.ray_timeout_seconds
         self._where = f"the Ray cluster at {self._address}" if self._address else "the local Ray"
         if not self._address or _is_loopback(self._address):
