@@ -55,6 +55,10 @@ class IndexSettings:
 @dataclass(frozen=True)
 class SourceSettings:
     path: Path = Path("corpus")
+    # One article's text at most (a text file, or a JSONL line): far above any news
+    # article, low enough that a stray dump or binary file cannot exhaust memory when
+    # it is embedded. A larger one is reported and skipped.
+    max_article_bytes: int = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -401,6 +405,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("server.workers must be at least 1")
     _validate_server(settings.server)
     _validate_limits(settings.limits)
+    if settings.source.max_article_bytes < 1:
+        raise ConfigError("source.max_article_bytes must be at least 1")
     if not 0 <= settings.reindex.max_removed_share <= 1:
         raise ConfigError("reindex.max_removed_share must be between 0 and 1")
     _validate_index(settings.index)

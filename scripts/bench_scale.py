@@ -319,6 +319,7 @@ def process_tree(pid: int) -> list[int]:
 # The admin token of the servers this benchmark starts (their /healthz names the worker).
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
 
+
 class Server:
     def __init__(self, index: Path, workers: int = 1) -> None:
         with __import__("socket").socket() as sock:

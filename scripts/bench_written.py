@@ -3,7 +3,7 @@
 
 Builds (or reuses) an index of the sample corpus, then asks every question of
 tests/data/sample_questions.jsonl in Arabic and English through the written path
-(``QAService.written``, behind ``POST /api/ask``) against a scripted model on
+(``QAService.generated``, behind ``POST /api/ask``) against a scripted model on
 loopback that answers at once with two sentences quoting the best evidence. The
 model's own time is measured apart and left out. Prints a table of p50/p95 of
 prompt_ms, verify_ms and their sum.

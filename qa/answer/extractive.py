@@ -196,4 +196,3 @@ def _answer_type(question: str) -> re.Pattern[str] | None:
     if _ASKS_NUMBER.match(opening):
         return _NUMBER
     return None
-

@@ -142,7 +142,7 @@ def build_index(
     started = time.perf_counter()
     if not isinstance(engine, IndexingEngine):
         engine = LocalEngine(engine, settings.chunking)
-    report = read_articles(source, strict=strict)
+    report = read_articles(source, strict=strict, max_article_bytes=settings.source.max_article_bytes)
     for problem in report.problems:
         print(f"skipped {problem}", file=sys.stderr)
     info = _build_info(settings, engine)
@@ -261,12 +261,10 @@ def ensure_index(source: Path, index_path: Path, settings: Settings, embedder: E
     except IndexUnavailableError:
         manifest = None
     info = _build_info(settings, embedder)
-    if (
-        manifest is not None
-        and _incompatibility(manifest, info) is None
-        and manifest.source_digest == source_digest(read_articles(source).articles)
-    ):
-        return False
+    if manifest is not None and _incompatibility(manifest, info) is None:
+        report = read_articles(source, max_article_bytes=settings.source.max_article_bytes)
+        if manifest.source_digest == source_digest(report.articles):
+            return False
     # This index mirrors the given corpus (a cache for evaluations): it may lose articles.
     build_index(source, index_path, settings, embedder, allow_removals=True)
     return True

@@ -25,15 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qa.config import SourceSettings
 from qa.errors import SourceError
 from qa.records import Article, Meta
 
 TEXT_SUFFIXES = frozenset({".txt", ".md"})
 JSONL_SUFFIX = ".jsonl"
 MAX_TITLE_CHARS = 100
-# One article's text at most: far above any news article, low enough that a stray
-# dump or binary file cannot exhaust memory when it is embedded.
-MAX_ARTICLE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -52,8 +50,13 @@ class _SkipError(Exception):
         self.line = line
 
 
-def read_articles(source: Path, *, strict: bool = False) -> SourceReport:
-    """All readable articles of ``source``, in a stable order (sorted file names, then lines)."""
+def read_articles(
+    source: Path, *, strict: bool = False, max_article_bytes: int = SourceSettings.max_article_bytes
+) -> SourceReport:
+    """All readable articles of ``source``, in a stable order (sorted file names, then lines).
+
+    A file or JSONL line above ``max_article_bytes`` (``source.max_article_bytes``) is skipped.
+    """
     if not source.exists():
         raise SourceError(f"{source}: no such file or folder")
     if source.is_dir():
@@ -71,7 +74,7 @@ def read_articles(source: Path, *, strict: bool = False) -> SourceReport:
     problems: list[str] = []
     seen: dict[str, str] = {}
     for path in files:
-        for where, item in _read_file(path):
+        for where, item in _read_file(path, max_article_bytes):
             if isinstance(item, Article) and item.doc_id in seen:
                 item = _SkipError(
                     f"duplicate document id {item.doc_id!r} (first seen at {seen[item.doc_id]})"
@@ -88,12 +91,12 @@ def read_articles(source: Path, *, strict: bool = False) -> SourceReport:
     return SourceReport(articles, problems)
 
 
-def _read_file(path: Path) -> Iterator[tuple[str, Article | _SkipError]]:
+def _read_file(path: Path, max_bytes: int) -> Iterator[tuple[str, Article | _SkipError]]:
     if path.suffix.lower() == JSONL_SUFFIX:
-        yield from _read_jsonl(path)
+        yield from _read_jsonl(path, max_bytes)
         return
     try:
-        text, published, meta = _front_matter(_decode(_read_bytes(path), path))
+        text, published, meta = _front_matter(_decode(_read_bytes(path, max_bytes), path))
         if not text.strip():
             raise _SkipError("the file is empty")
         title = _title_of(text, path.suffix.lower())
@@ -164,15 +167,18 @@ def _meta(value: object) -> Meta:
     return meta
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path, max_bytes: int) -> bytes:
     try:
-        if path.stat().st_size > MAX_ARTICLE_BYTES:
-            raise _SkipError(
-                f"larger than {MAX_ARTICLE_BYTES // (1024 * 1024)} MB, too large for one article"
-            )
+        if path.stat().st_size > max_bytes:
+            raise _SkipError(f"larger than {_size(max_bytes)}, too large for one article")
         return path.read_bytes()
     except OSError as exc:
         raise _SkipError(f"cannot read: {exc.strerror or exc}") from exc
+
+
+def _size(limit: int) -> str:
+    """The limit as the messages give it: in MB when it is whole megabytes (the default's 8 MB)."""
+    return f"{limit // 2**20} MB" if limit % 2**20 == 0 else f"{limit} bytes"
 
 
 def _decode(data: bytes, path: Path, line: int = 1) -> str:
@@ -198,7 +204,7 @@ def _title_of(text: str, suffix: str) -> str:
     return ""
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[str, Article | _SkipError]]:
+def _read_jsonl(path: Path, max_bytes: int) -> Iterator[tuple[str, Article | _SkipError]]:
     """One article a line, read line by line so that a large archive file streams."""
     try:
         handle = path.open("rb")
@@ -211,8 +217,8 @@ def _read_jsonl(path: Path) -> Iterator[tuple[str, Article | _SkipError]]:
                 continue
             where = f"{path}:{number}"
             try:
-                if len(raw) > MAX_ARTICLE_BYTES:
-                    raise _SkipError(f"line longer than {MAX_ARTICLE_BYTES // (1024 * 1024)} MB")
+                if len(raw) > max_bytes:
+                    raise _SkipError(f"line longer than {_size(max_bytes)}")
                 try:
                     record = json.loads(_decode(raw, path, number))
                 except json.JSONDecodeError as exc:

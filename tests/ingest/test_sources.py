@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from qa.config import load_settings
 from qa.errors import SourceError
 from qa.ingest.sources import read_articles
 
@@ -84,6 +85,20 @@ def test_a_file_too_large_for_an_article_is_skipped_without_reading_it(tmp_path:
     report = read_articles(tmp_path)
     assert [a.doc_id for a in report.articles] == ["ok"]
     assert "dump.txt: larger than 8 MB" in report.problems[0]
+
+
+def test_the_largest_article_is_a_setting(tmp_path: Path) -> None:
+    (tmp_path / "long.txt").write_text("نص طويل جدا.", "utf-8")
+    (tmp_path / "ok.txt").write_text("نص.", "utf-8")
+    record = json.dumps({"id": "j", "text": "نص طويل آخر."}, ensure_ascii=False)
+    (tmp_path / "more.jsonl").write_text(record + "\n", "utf-8")
+    limit = load_settings(environ={"QA_SOURCE_MAX_ARTICLE_BYTES": "12"}).source.max_article_bytes
+    report = read_articles(tmp_path, max_article_bytes=limit)
+    assert [a.doc_id for a in report.articles] == ["ok"]
+    assert sorted(report.problems) == [
+        f"{tmp_path / 'long.txt'}: larger than 12 bytes, too large for one article",
+        f"{tmp_path / 'more.jsonl'}:1: line longer than 12 bytes",
+    ]
 
 
 def test_missing_or_empty_folders_are_errors(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from tests.conftest import start_server
 
 CONFIG = Path(__file__).parents[1] / "schemathesis.toml"
+HOOKS = Path(__file__).parents[1] / "schemathesis_hooks.py"
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(sample_index: Path) -> None:
@@ -20,7 +21,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(sample_index
                 "--checks", "all", "--max-examples", "40", "--seed", "20261129", "--no-color",
             ],
             capture_output=True, text=True, timeout=900,
-            env={**os.environ, "SCHEMATHESIS_HOOKS": str(Path(__file__).parents[1] / "schemathesis_hooks.py")},
+            env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)},
         )  # fmt: skip
     finally:
         server.stop()

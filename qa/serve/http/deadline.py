@@ -31,9 +31,13 @@ class Deadline:
 
 @contextmanager
 def before(deadline: Deadline) -> Iterator[None]:
-    """Cancel the work inside at ``deadline``, answering 503."""
+    """Cancel the work inside at ``deadline``, answering 503 (at once if it has passed:
+    work started then would only race the cancellation)."""
+    left = deadline.at - time.monotonic()
+    if left <= 0:
+        raise RequestTimeoutError(f"the request took longer than {deadline.seconds:g} s")
     try:
-        with anyio.fail_after(max(0.0, deadline.at - time.monotonic())):
+        with anyio.fail_after(left):
             yield
     except TimeoutError as exc:
         raise RequestTimeoutError(f"the request took longer than {deadline.seconds:g} s") from exc

@@ -10,6 +10,7 @@ from string import Template
 from typing import Any
 
 from litestar import Controller, Request, Response, get
+from litestar.di import NamedDependency
 from litestar.params import FromQuery
 
 from qa.errors import InvalidRequestError
@@ -40,7 +41,7 @@ class PagesController(Controller):
     def document_page(
         self,
         request: Request[Any, Any, Any],
-        service: QAService,
+        service: NamedDependency[QAService],
         start: FromQuery[int | None] = None,
         end: FromQuery[int | None] = None,
     ) -> Response[str]:

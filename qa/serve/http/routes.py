@@ -17,6 +17,7 @@ import anyio
 from litestar import Controller, Request, Response, Router, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Headers
+from litestar.di import NamedDependency
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
@@ -78,9 +79,9 @@ class AskController(Controller):
         self,
         data: JSONBody[AskRequest],
         request: Request[Any, Any, Any],
-        service: QAService,
-        settings: Settings,
-        deadline: Deadline,
+        service: NamedDependency[QAService],
+        settings: NamedDependency[Settings],
+        deadline: NamedDependency[Deadline],
     ) -> AskResponse:
         """Answer a question, each statement cited by document and character offsets.
 
@@ -106,9 +107,9 @@ class AskController(Controller):
         self,
         data: JSONBody[AskRequest],
         request: Request[Any, Any, Any],
-        service: QAService,
-        settings: Settings,
-        deadline: Deadline,
+        service: NamedDependency[QAService],
+        settings: NamedDependency[Settings],
+        deadline: NamedDependency[Deadline],
     ) -> ServerSentEvent:
         """The answer to a question as server-sent events.
 
@@ -133,7 +134,12 @@ class AskController(Controller):
 
 class SearchController(Controller):
     @get("/api/search", responses=error_responses(400, 429, 503))
-    async def search(self, searched: SearchRequest, service: QAService, deadline: Deadline) -> SearchResponse:
+    async def search(
+        self,
+        searched: NamedDependency[SearchRequest],
+        service: NamedDependency[QAService],
+        deadline: NamedDependency[Deadline],
+    ) -> SearchResponse:
         """The passages most relevant to ``q``, best first. Filters: ``published_from``,
         ``published_to``, repeated ``doc_id``, and repeated ``meta.KEY=VALUE`` (values of
         one key are alternatives; everything else must all hold)."""
@@ -149,7 +155,9 @@ class SearchController(Controller):
 
 class DocumentController(Controller):
     @get("/api/documents/{doc_id:path}", sync_to_thread=True, responses=error_responses(404, 429))
-    def document(self, request: Request[Any, Any, Any], service: QAService) -> DocumentResponse:
+    def document(
+        self, request: Request[Any, Any, Any], service: NamedDependency[QAService]
+    ) -> DocumentResponse:
         """One whole article: the text that citation offsets point into. An id may hold
         ``/`` (send it as is, or as ``%2F``)."""
         return DocumentResponse.of(service.document(doc_id_of(request, "/api/documents/")))
@@ -177,7 +185,10 @@ class HealthController(Controller):
         "/healthz", sync_to_thread=True, responses={503: ResponseSpec(HealthResponse, description="degraded")}
     )
     def healthz(
-        self, request: Request[Any, Any, Any], live: LiveService, settings: Settings
+        self,
+        request: Request[Any, Any, Any],
+        live: NamedDependency[LiveService],
+        settings: NamedDependency[Settings],
     ) -> Response[HealthResponse]:
         """Whether the service is up, and which index version it serves.
 
@@ -192,7 +203,7 @@ class HealthController(Controller):
         return Response(health, status_code=HTTP_503_SERVICE_UNAVAILABLE if problem else 200)
 
     @post("/admin/reload", status_code=200, include_in_schema=False, guards=[admin_only])
-    async def admin_reload(self, live: LiveService) -> HealthResponse:
+    async def admin_reload(self, live: NamedDependency[LiveService]) -> HealthResponse:
         """Load a newly published index now instead of at the next check."""
         await anyio.to_thread.run_sync(live.refresh)
         return _health(live, None, details=True)
