@@ -114,7 +114,7 @@ def test_query_and_passage_modes_differ(st_embedder: Embedder) -> None:
 
 # The engines' vectors differ by rounding (cosine ~0.9999), which moves each dense
 # similarity by up to ~0.001, and a passage's hybrid score, three of them weighted
-# 1 + 1.6 + 0.4 (qa.search.retrieve), by up to ~0.0035 (one question measured 0.0048 on a
+# 1 + 1.6 + 0.4 (qa.search.fusion), by up to ~0.0035 (one question measured 0.0048 on a
 # fresh install, 2026-12-01): two passages closer than that may trade places.
 SCORE_NOISE = 0.005
 

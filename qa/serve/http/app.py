@@ -11,7 +11,6 @@ Routes (``qa.serve.http.routes``): ``POST /api/ask``, ``POST /api/ask/stream``
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
@@ -24,6 +23,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin, Redo
 from qa import __version__
 from qa.config import Settings, load_settings
 from qa.embed.base import Embedder
+from qa.logs import configure_logging
 from qa.serve.http.dependencies import dependencies
 from qa.serve.http.errors import EXCEPTION_HANDLERS
 from qa.serve.http.middleware import log_requests, purge_rate_limits, route_middleware
@@ -49,7 +49,7 @@ def _schema_pages(settings: Settings) -> list[OpenAPIRenderPlugin]:
 def app_from_environment() -> Litestar:
     """The application of one worker process of ``qa serve --workers N``: its settings
     come from ``QA_CONFIG`` and the ``QA_*`` variables that ``qa serve`` set."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     return create_app(load_settings())
 
 
