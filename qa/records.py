@@ -188,7 +188,7 @@ class AnswerPiece:
 
 @dataclass(frozen=True)
 class SegmentInfo:
-    """A segment as one version serves it (``qa.store.segment``): its chunk and sentence
+    """A segment as one version serves it (``qa.store.layout``): its chunk and sentence
     ids are its rows plus its bases, unique across every version of an index."""
 
     name: str
@@ -204,7 +204,7 @@ class SegmentInfo:
     factory: str
     bytes: int
     # The digest of each of its files, by its path in the segment's folder
-    # (``chunks.lex/rows.npy``), checked when the segment is opened (qa.store.segment).
+    # (``chunks.lex/rows.npy``), checked when the segment is opened (qa.store.segment_reader).
     digests: dict[str, str] = field(default_factory=dict, hash=False)
 
 
