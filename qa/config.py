@@ -204,6 +204,67 @@ class ReindexSettings:
 
 
 @dataclass(frozen=True)
+class FetchSettings:
+    """How ``qa reindex`` and ``qa watch`` fetch pages, feeds and sitemaps (qa.ingest.web.fetch)."""
+
+    # Sent with every request, robots.txt included; robots.txt rules for it are obeyed.
+    user_agent: str = "qa-news-indexer/0.1 (+https://github.com/qa-news/qa)"
+    # One request at most, from connecting to its last byte: a page that trickles
+    # forever is cut here, not after each read.
+    timeout_seconds: float = 20.0
+    # One body at most after decompression (a gzip bomb stops here), and redirects followed.
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_redirects: int = 5
+    # A 429, 503 or 500 (or a failed connection) is asked again this many times, after
+    # its Retry-After or an exponential backoff; a Retry-After longer than
+    # max_retry_after_seconds skips the page for this round.
+    max_retries: int = 3
+    max_retry_after_seconds: float = 60.0
+    # Requests in flight in all, and to one host; and the least time between the
+    # starts of two requests to one host.
+    concurrency: int = 8
+    per_host_concurrency: int = 2
+    min_delay_seconds: float = 1.0
+    # Private, loopback, link-local and other non-public addresses are refused, so
+    # that a hostile feed cannot make the indexer probe the internal network; these
+    # lift that for every host, or for the hosts and networks listed (names, or
+    # addresses and CIDRs such as 10.0.0.0/8).
+    allow_private_hosts: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    # A sitemap file's URLs (the protocol's own limit is 50,000) and sitemap indexes
+    # nested in one another; a feed's entries. More are dropped and reported.
+    max_listing_urls: int = 50000
+    max_sitemap_depth: int = 3
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """How ``qa watch`` follows its sources."""
+
+    # Seconds between the starts of two rounds (``qa watch --every``).
+    every_seconds: float = 900.0
+    # A page already indexed whose listing gives no newer date is asked again (a
+    # conditional request: a 304 when unchanged) at most this often; 0 = every round.
+    recheck_seconds: float = 86400.0
+    # An article whose page answers 404 or 410 on a later fetch is removed from the
+    # index; false keeps it. A page that only drops out of a feed is always kept.
+    remove_gone: bool = True
+
+
+@dataclass(frozen=True)
+class CopiesSettings:
+    """Syndicated copies: articles that are the same story (qa.ingest.copies)."""
+
+    # Two articles whose estimated Jaccard similarity of word shingles is at least
+    # this are copies of one story; their passages answer as one quote with the
+    # other copies listed (``also_in``).
+    threshold: float = 0.8
+    # Words a shingle, and MinHash permutations.
+    shingle_words: int = 3
+    num_perm: int = 128
+
+
+@dataclass(frozen=True)
 class Settings:
     index: IndexSettings = field(default_factory=IndexSettings)
     source: SourceSettings = field(default_factory=SourceSettings)
@@ -215,6 +276,9 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     reindex: ReindexSettings = field(default_factory=ReindexSettings)
+    fetch: FetchSettings = field(default_factory=FetchSettings)
+    watch: WatchSettings = field(default_factory=WatchSettings)
+    copies: CopiesSettings = field(default_factory=CopiesSettings)
 
     def replace(self, overrides: Mapping[str, Any]) -> Settings:
         """A copy with dotted keys (``"server.port"``) replaced by already-typed values."""
@@ -414,6 +478,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("server.port must be between 1 and 65535")
     _validate_llm(settings.llm, settings.limits)
     _validate_reindex(settings.reindex, settings.embedding)
+    _validate_sources(settings)
     embedding = settings.embedding
     if embedding.batch_size < 1:
         raise ConfigError("embedding.batch_size must be at least 1")
@@ -481,6 +546,33 @@ def _validate_reindex(reindex: ReindexSettings, embedding: EmbeddingSettings) ->
     if reindex.engine == "ray" and on_gpu and reindex.ray_gpus_per_actor == 0:
         # Ray hides every GPU from an actor that asks for none.
         raise ConfigError("embedding.device is 'cuda' but reindex.ray_gpus_per_actor is 0: set it to 1")
+
+
+def _validate_sources(settings: Settings) -> None:
+    fetch = settings.fetch
+    if fetch.timeout_seconds <= 0 or fetch.max_body_bytes < 1024 or fetch.max_redirects < 0:
+        raise ConfigError(
+            "fetch.timeout_seconds must be above 0, fetch.max_body_bytes at least 1024 "
+            "and fetch.max_redirects >= 0"
+        )
+    if fetch.max_retries < 0 or fetch.max_retry_after_seconds < 0 or fetch.min_delay_seconds < 0:
+        raise ConfigError(
+            "fetch.max_retries, fetch.max_retry_after_seconds and fetch.min_delay_seconds must be >= 0"
+        )
+    if fetch.concurrency < 1 or not 1 <= fetch.per_host_concurrency <= fetch.concurrency:
+        raise ConfigError(
+            "fetch.concurrency must be at least 1 and fetch.per_host_concurrency between 1 and it"
+        )
+    if fetch.max_listing_urls < 1 or fetch.max_sitemap_depth < 1:
+        raise ConfigError("fetch.max_listing_urls and fetch.max_sitemap_depth must be at least 1")
+    if settings.watch.every_seconds <= 0 or settings.watch.recheck_seconds < 0:
+        raise ConfigError("watch.every_seconds must be above 0 and watch.recheck_seconds >= 0")
+    copies = settings.copies
+    if not 0 < copies.threshold <= 1 or copies.shingle_words < 1 or copies.num_perm < 16:
+        raise ConfigError(
+            "copies.threshold must be above 0 and at most 1, copies.shingle_words at least 1 "
+            "and copies.num_perm at least 16"
+        )
 
 
 def _validate_llm(llm: LLMSettings, limits: LimitSettings) -> None:
