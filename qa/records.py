@@ -87,12 +87,23 @@ class PassageSentence:
 
 
 @dataclass(frozen=True)
+class CopyRef:
+    """Another copy of a syndicated story (the same article run by another source),
+    named where one copy answers for all (``also_in``)."""
+
+    doc_id: str
+    title: str
+    url: str | None = None
+    published: str | None = None
+
+
+@dataclass(frozen=True)
 class Passage:
     """A retrieved chunk with its text and relevance score, and what answering needs
     of its article and sentences, so that answering never reads the index.
 
-    Only the first seven fields are sent to clients, by the HTTP API and ``qa ask
-    --json`` alike: ``published`` and ``sentences`` are for answering.
+    The first seven fields and ``also_in`` are sent to clients, by the HTTP API and
+    ``qa ask --json`` alike: ``published`` and ``sentences`` are for answering.
     """
 
     chunk_id: int
@@ -106,6 +117,9 @@ class Passage:
     published: str | None = None
     # The chunk's sentences and headings, in text order.
     sentences: tuple[PassageSentence, ...] = ()
+    # The other copies of its article (qa.ingest.copies) among the candidates retrieved,
+    # whose passages this one stands for, best first.
+    also_in: tuple[CopyRef, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,6 +133,8 @@ class Citation:
     end: int
     quote: str
     score: float
+    # The other copies of the quoted article that hold the same story (its passage's).
+    also_in: tuple[CopyRef, ...] = ()
 
 
 class AnswerMode(StrEnum):

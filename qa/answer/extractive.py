@@ -180,6 +180,7 @@ class ExtractiveAnswerer:
             end=sentence.end,
             quote=candidate.citable.text,
             score=round(candidate.score, 4),
+            also_in=passage.also_in,
         )
 
 

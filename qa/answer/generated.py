@@ -172,11 +172,14 @@ def _answer(
     for verdict in kept:
         for n, value in verdict.similarity.items():
             similarity[n] = max(similarity.get(n, -1.0), value)
+    # Retrieval collapsed the copies of a story into one passage: its citations name the others.
+    copies = {passage.doc_id: passage.also_in for passage in passages}
     citations = tuple(
-        Citation(new, e.doc_id, e.title, e.start, e.end, e.text, round(similarity[old], 4))
+        Citation(new, e.doc_id, e.title, e.start, e.end, e.text, round(similarity[old], 4),
+                 copies.get(e.doc_id, ()))
         for old, new in numbering.items()
         for e in [prompt.evidence[old]]
-    )
+    )  # fmt: skip
     return Answer(question, text, True, citations, passages, AnswerMode.GENERATED, removed, timings=timings)
 
 

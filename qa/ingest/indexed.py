@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 
 from qa.records import Article, Chunk, Sentence
 from qa.store.segment_reader import StoredDocument
@@ -39,11 +40,13 @@ def indexed_document(
 
 
 def reindexed_document(stored: StoredDocument) -> IndexedDocument:
-    """A document a segment holds, ready to be written again (by a merge)."""
-    return indexed_document(
+    """A document a segment holds, ready to be written again (by a merge), its copy
+    group and signature carried as they are."""
+    document = indexed_document(
         stored.article, stored.content_hash, stored.chunks, stored.sentences,
         stored.chunk_vectors, stored.sentence_vectors,
     )  # fmt: skip
+    return replace(document, copy_group=stored.copy_group or None, signature=stored.signature)
 
 
 def content_hash(article: Article) -> str:

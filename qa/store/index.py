@@ -20,7 +20,7 @@ from qa.records import Article, Chunk, Filters, Manifest, Sentence
 from qa.store.files import file_identity
 from qa.store.layout import DELETED, FORMAT_VERSION, MANIFEST, SEGMENTS
 from qa.store.lexical_scores import LexicalScores
-from qa.store.segment_reader import Segment
+from qa.store.segment_reader import Segment, StoredCopy
 from qa.store.segment_view import Allowed, Candidates, SegmentView, best_first, segment_of
 from qa.types import Vectors
 
@@ -90,6 +90,26 @@ class Index:
     def content_hashes(self) -> dict[str, str]:
         """The content hash of every served document, by id."""
         return {doc_id: digest for doc_id, (_, digest) in self._served.items()}
+
+    def copies(self) -> dict[str, StoredCopy]:
+        """The copy group and signature of every served document, by id: what a reindex
+        groups new articles against (one scan of each segment's documents, no texts)."""
+        return {
+            doc_id: copy
+            for view in self.views
+            for doc_id, copy in view.segment.copies()
+            if doc_id not in view.deleted
+        }
+
+    def copy_groups(self, doc_ids: Sequence[str]) -> dict[str, str]:
+        """The copy group of each of the given served documents, by id."""
+        groups: dict[str, str] = {}
+        for view in reversed(self.views):  # a document's newest segment serves it
+            wanted = [doc_id for doc_id in doc_ids if doc_id not in groups and doc_id not in view.deleted]
+            if not wanted:
+                break
+            groups.update(view.segment.copy_groups(wanted))
+        return groups
 
     def document(self, doc_id: str) -> Article:
         for view in reversed(self.views):

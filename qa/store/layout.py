@@ -13,7 +13,8 @@ An index at ``PATH`` (a symbolic link, so that publishing is one atomic rename):
 A segment folder::
 
     segment.json          counts, and the kind and FAISS factory string of its vectors
-    store.sqlite          documents, chunks and sentences with their offsets
+    store.sqlite          documents (with their copy groups and signatures), chunks and sentences
+                          with their offsets
     chunks.faiss          one unit vector a chunk: flat (exact) or IVF; row = chunk row
     sentences.f16         one unit vector a sentence, float16; row = sentence row
     chunk_sentences.npy   the sentence rows of every chunk, as [first, stop)
@@ -31,7 +32,8 @@ from pathlib import Path
 from qa.errors import IndexUnavailableError
 
 # 6: the manifest records a digest of every segment file.
-FORMAT_VERSION = 6
+# 7: each document's copy group and signature (syndicated copies, qa.ingest.copies).
+FORMAT_VERSION = 7
 
 # A version folder.
 MANIFEST = "manifest.json"

@@ -64,6 +64,18 @@ class StoredDocument:
     sentences: list[Sentence]
     chunk_vectors: Vectors
     sentence_vectors: Vectors
+    # Its group of syndicated copies and the signature it was grouped by (see IndexedDocument).
+    copy_group: str = ""
+    signature: bytes = b""
+
+
+@dataclass(frozen=True)
+class StoredCopy:
+    """A document's group of syndicated copies and its signature, as stored: what a
+    reindex groups new articles against (the store reads bytes, never MinHash)."""
+
+    group: str
+    signature: bytes
 
 
 class Segment:
@@ -237,6 +249,23 @@ class Segment:
     def content_hashes(self) -> list[tuple[str, str]]:
         return [(row[0], row[1]) for row in self._query("SELECT doc_id, content_hash FROM documents", ())]
 
+    def copies(self) -> list[tuple[str, StoredCopy]]:
+        """Every document's id, copy group and signature, in one scan (no texts read)."""
+        found = self._query("SELECT doc_id, copy_group, signature FROM documents", ())
+        return [(doc_id, StoredCopy(group, bytes(signature))) for doc_id, group, signature in found]
+
+    def copy_groups(self, doc_ids: Sequence[str]) -> dict[str, str]:
+        """The copy group of each of the given documents that this segment holds."""
+        groups: dict[str, str] = {}
+        for start in range(0, len(doc_ids), 500):  # SQLite caps the parameters of one query
+            batch = list(doc_ids[start : start + 500])
+            found = self._query(
+                f"SELECT doc_id, copy_group FROM documents WHERE doc_id IN ({','.join('?' * len(batch))})",
+                batch,
+            )
+            groups.update((doc_id, group) for doc_id, group in found)
+        return groups
+
     def rows_of(self, doc_ids: Sequence[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """The chunk rows and the sentence rows of the given documents, sorted."""
         chunks = self._of_documents("SELECT chunk_id FROM chunks", doc_ids)
@@ -255,9 +284,11 @@ class Segment:
     def stored_documents(self, skip: frozenset[str]) -> Iterator[StoredDocument]:
         """Every document not in ``skip``, in row order, with its vectors: what a merge copies."""
         documents = self._query(
-            "SELECT doc_id, title, text, url, published, meta, content_hash FROM documents ORDER BY rowid", ()
+            "SELECT doc_id, title, text, url, published, meta, content_hash, copy_group, signature "
+            "FROM documents ORDER BY rowid",
+            (),
         )
-        for doc_id, title, text, url, published, meta, content_hash in documents:
+        for doc_id, title, text, url, published, meta, content_hash, copy_group, signature in documents:
             if doc_id in skip:
                 continue
             chunk_rows = self._query(
@@ -280,6 +311,8 @@ class Segment:
                 sentence_vectors=self.sentence_vectors(sentence_rows[0][0], sentence_rows[-1][0] + 1)
                 if sentence_rows
                 else np.zeros((0, self.stats.dimension), np.float32),
+                copy_group=copy_group,
+                signature=bytes(signature),
             )
 
     def _query(self, sql: str, parameters: Sequence[object]) -> list[tuple[Any, ...]]:

@@ -52,7 +52,8 @@ _ADD_BATCH = 65536
 _SCHEMA = """
 CREATE TABLE documents (
     doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL,
-    url TEXT, published TEXT, content_hash TEXT NOT NULL, meta TEXT NOT NULL
+    url TEXT, published TEXT, content_hash TEXT NOT NULL, meta TEXT NOT NULL,
+    copy_group TEXT NOT NULL, signature BLOB NOT NULL
 );
 CREATE TABLE chunks (
     chunk_id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL,
@@ -79,6 +80,11 @@ class IndexedDocument:
     sentence_vectors: Vectors
     chunk_tokens: Sequence[Sequence[str]]
     sentence_tokens: Sequence[Sequence[str]]
+    # The document's group of syndicated copies (the doc_id of its first-indexed member;
+    # None: its own) and the signature it was grouped by (qa.ingest.copies). The store
+    # keeps them as a string and bytes, for answering and for the next reindex.
+    copy_group: str | None = None
+    signature: bytes = b""
 
 
 def vector_factory(chunks: int, settings: IndexSettings) -> tuple[str, str]:
@@ -132,9 +138,10 @@ class SegmentWriter:
     def add(self, document: IndexedDocument) -> None:
         article = document.article
         self._store.execute(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (article.doc_id, article.title, article.text, article.url, article.published,
-             document.content_hash, json.dumps(article.meta, ensure_ascii=False)),
+             document.content_hash, json.dumps(article.meta, ensure_ascii=False),
+             document.copy_group or article.doc_id, document.signature),
         )  # fmt: skip
         self._store.executemany(
             "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",

@@ -214,6 +214,23 @@ def sectioned_server(
     return start_server(index, cors=(allowed_host.origin,))
 
 
+@pytest.fixture(scope="module")
+def copies_server(
+    start_server: Callable[..., Server],
+    tmp_path_factory: pytest.TempPathFactory,
+    sample_settings: Settings,
+    embedder: Embedder,
+) -> Server:
+    """The sample article as three papers ran it: one story, three sources (qa.ingest.copies)."""
+    sample = SAMPLE_ARTICLE.read_text("utf-8")
+    articles = [
+        {"id": f"g20-{source}", "title": f"قمة العشرين ({source})", "text": sample,
+         "url": f"https://{source}.example/g20", "meta": {"source": source}}
+        for source in ("a", "b", "c")
+    ]  # fmt: skip
+    return start_server(jsonl_index(tmp_path_factory.mktemp("copies"), articles, sample_settings, embedder))
+
+
 def jsonl_index(folder: Path, articles: list[dict[str, Any]], settings: Settings, embedder: Embedder) -> Path:
     """An index built in ``folder`` from ``articles``, as JSONL records."""
     source = folder / "articles.jsonl"
@@ -871,4 +888,25 @@ def test_history_questions_are_cut_by_code_points_and_never_split_an_emoji(
     assert bodies[-1]["question"] == "Putin \ufffd and Cameron"
     sent = json.dumps(bodies, ensure_ascii=False)
     assert not re.search("[\ud800-\udfff]", sent), "a lone surrogate was sent"
+    tab.assert_no_errors()
+
+
+def test_a_citation_of_a_syndicated_story_lists_its_other_copies(tab: Tab, copies_server: Server) -> None:
+    body = api_ask(copies_server, ARABIC)
+    citation = body["citations"][0]
+    copies = {copy["doc_id"]: copy["url"] for copy in citation["also_in"]}
+    assert len(copies) == 2 and citation["doc_id"] not in copies
+    assert {p["doc_id"] for p in body["passages"]} == {citation["doc_id"]}  # one copy answers for all
+    page = tab.page
+    page.goto(f"{copies_server.base}/")
+    page.locator("[data-qa-input]").fill(ARABIC)
+    page.locator("[data-qa-input]").press("Enter")
+    answer = tab.wait_answer(0)
+    line = answer.locator(f'[data-qa-also-in="{citation["n"]}"]')
+    # The label in the answer's language (Arabic), then a link to each other copy's address.
+    assert "ورد أيضًا في:" in (line.text_content() or "")
+    links = line.locator("a[data-qa-copy]")
+    assert links.count() == 2
+    shown = {links.nth(i).get_attribute("data-qa-copy"): links.nth(i).get_attribute("href") for i in range(2)}
+    assert shown == copies
     tab.assert_no_errors()

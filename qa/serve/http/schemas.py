@@ -79,6 +79,21 @@ class AskRequest:
 
 
 @dataclass(frozen=True)
+class CopyRef:
+    """Another copy of the same syndicated story, in another source: its article's id,
+    title, address and date."""
+
+    doc_id: str
+    title: str
+    url: str | None = None
+    published: str | None = None
+
+    @classmethod
+    def of(cls, copy: records.CopyRef) -> CopyRef:
+        return cls(copy.doc_id, copy.title, copy.url, copy.published)
+
+
+@dataclass(frozen=True)
 class Passage:
     """A retrieved passage as clients get it (``qa.records.Passage`` less what answering reads)."""
 
@@ -89,12 +104,15 @@ class Passage:
     end: int
     text: str
     score: float
+    # The other copies of this story among the results (the same article run by other
+    # sources), which this passage stands for.
+    also_in: list[CopyRef] = dataclasses.field(default_factory=list)
 
     @classmethod
     def of(cls, passage: records.Passage) -> Passage:
         return cls(
             passage.chunk_id, passage.doc_id, passage.title, passage.start, passage.end, passage.text,
-            passage.score,
+            passage.score, [CopyRef.of(c) for c in passage.also_in],
         )  # fmt: skip
 
 
@@ -107,11 +125,15 @@ class Citation:
     end: int
     quote: str
     score: float
+    # The other copies of the quoted story (the same article run by other sources).
+    also_in: list[CopyRef] = dataclasses.field(default_factory=list)
 
     @classmethod
     def of(cls, citation: records.Citation) -> Citation:
         c = citation
-        return cls(c.n, c.doc_id, c.title, c.start, c.end, c.quote, c.score)
+        return cls(
+            c.n, c.doc_id, c.title, c.start, c.end, c.quote, c.score, [CopyRef.of(x) for x in c.also_in]
+        )
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,7 @@
       cutOff: "The answer was cut off before it was complete.",
       retry: "Try again",
       sourceMissing: "The source passage could not be loaded.",
+      alsoIn: "also in:",
     },
     ar: {
       title: "اسأل الأرشيف",
@@ -127,8 +128,12 @@
       cutOff: "انقطعت الإجابة قبل اكتمالها.",
       retry: "أعد المحاولة",
       sourceMissing: "تعذّر تحميل مقطع المصدر.",
+      alsoIn: "ورد أيضًا في:",
     },
   };
+
+  // An Arabic letter: the "also in" label follows the answer's language, not the widget's.
+  var ARABIC_LETTER = /[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff]/;
 
   var CSS = [
     ":host { all: initial; }",
@@ -187,6 +192,8 @@
     "  line-height: 1.8; unicode-bidi: plaintext; text-align: start; }",
     "mark { background: #ffe27a; color: inherit; border-radius: 3px; box-shadow: 0 0 0 2px #ffe27a; }",
     ".source a { font-family: system-ui, sans-serif; font-size: 13px; color: var(--accent); }",
+    ".also-in { margin: 4px 0 0; font-size: 13px; color: var(--muted); }",
+    ".also-in a { color: var(--accent); margin-inline-start: 4px; }",
     ".error { margin: 6px 0 0; color: var(--danger); font-family: system-ui, sans-serif; font-size: 14px; }",
     ".retry { margin-block-start: 6px; padding: 5px 12px; border: 1px solid var(--danger); border-radius: 8px;",
     "  background: #fff; color: var(--danger); font: inherit; font-family: system-ui, sans-serif; cursor: pointer; }",
@@ -587,6 +594,12 @@
     } else {
       this.placeAfterQuotes(turn, state, text);
     }
+    var self = this;
+    state.citations.forEach(function (citation) {
+      if (citation.also_in && citation.also_in.length) {
+        node.appendChild(self.alsoIn(citation, answer));
+      }
+    });
     if (state.citations.length) {
       node.appendChild(el("p", { class: "hint" }, this.t.hint));
     }
@@ -594,6 +607,43 @@
     node.removeAttribute("aria-busy");
     this.announcer.textContent = answer;
     this.scrollToEnd();
+  };
+
+  /**
+   * Under a citation of a syndicated story, the other copies it stands for: "also in:" (in
+   * the answer's language) and a link to each, to its address or else to its article page.
+   */
+  Widget.prototype.alsoIn = function (citation, answer) {
+    var self = this;
+    var arabic = ARABIC_LETTER.test(answer);
+    var label = (arabic ? STRINGS.ar : STRINGS.en).alsoIn;
+    var line = el("p", { class: "also-in", "data-qa-also-in": String(citation.n), dir: arabic ? "rtl" : "ltr" });
+    line.appendChild(el("span", null, "[" + citation.n + "] " + label));
+    citation.also_in.forEach(function (copy, i) {
+      var href = self.api + "/documents/" + encodeURIComponent(copy.doc_id);
+      var text = copy.doc_id;
+      if (copy.url) {
+        try {
+          var parsed = new URL(copy.url);
+          if (parsed.protocol === "http:" || parsed.protocol === "https:") {
+            href = parsed.href;
+            text = parsed.hostname;
+          }
+        } catch (e) {
+          // Not an address: the copy's article page, named by its id.
+        }
+      }
+      var link = el(
+        "a",
+        { href: href, target: "_blank", rel: "noopener", title: copy.title || copy.doc_id, "data-qa-copy": copy.doc_id },
+        text
+      );
+      if (i) {
+        line.appendChild(document.createTextNode(arabic ? "،" : ","));
+      }
+      line.appendChild(link);
+    });
+    return line;
   };
 
   /** A written answer: each [n] of a known citation becomes its marker; other text stays as is. */
