@@ -1,5 +1,5 @@
-"""The ``qa`` command: ``qa serve``, ``qa reindex``, ``qa ask``, ``qa eval`` and
-``qa models export-e5``.
+"""The ``qa`` command: ``qa serve``, ``qa reindex``, ``qa watch``, ``qa ask``, ``qa eval``
+and ``qa models export-e5``.
 
 Errors of the package are printed as one line on stderr with exit status 1. ``qa
 reindex`` exits 3 when it published but skipped files or lines (unless
@@ -75,6 +75,16 @@ def _parser() -> argparse.ArgumentParser:
     reindex = commands.add_parser("reindex", parents=[common], help="build the index from a source")
     add_reindex_arguments(reindex)
     reindex.set_defaults(run=_reindex)
+
+    watch = commands.add_parser(
+        "watch", parents=[common], help="follow feeds and sitemaps: a reindex round every few minutes"
+    )
+    add_reindex_arguments(watch, watching=True)
+    watch.add_argument(
+        "--every", type=float, help="seconds between the starts of two rounds (setting watch.every_seconds)"
+    )
+    watch.add_argument("--once", action="store_true", help="one round, then exit")
+    watch.set_defaults(run=_watch)
 
     ask = commands.add_parser("ask", parents=[common, llm], help="answer one question in the terminal")
     ask.add_argument("question")
@@ -198,8 +208,15 @@ EVAL_FLOORS = {
 EXIT_SKIPPED = 3
 
 
-def add_reindex_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", type=Path, help="folder or .jsonl file of articles (setting source.path)")
+def add_reindex_arguments(parser: argparse.ArgumentParser, *, watching: bool = False) -> None:
+    parser.add_argument(
+        "--source",
+        action="append",
+        metavar="PATH_OR_URL",
+        help="where articles come from, one or more times: a folder or file of .txt/.md/.jsonl, "
+        ".html or .warc(.gz); a feed, sitemap or article URL; a text file of URLs (default: setting "
+        "source.path)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--engine",
@@ -213,6 +230,14 @@ def add_reindex_arguments(parser: argparse.ArgumentParser) -> None:
         "else a Ray started on this machine for the run)",
     )
     parser.add_argument(
+        "--allow-removals",
+        action="store_true",
+        help="publish even when the run removes more than reindex.max_removed_share of the served "
+        "articles (or, in a full rebuild with skipped input, any)",
+    )
+    if watching:
+        return
+    parser.add_argument(
         "--strict",
         action="store_true",
         help="fail on a bad file or line instead of reporting and skipping it",
@@ -223,18 +248,12 @@ def add_reindex_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"exit 0, not {EXIT_SKIPPED}, when files or lines were skipped (the version is published "
         "either way, and served articles not read are kept)",
     )
-    parser.add_argument(
-        "--allow-removals",
-        action="store_true",
-        help="publish even when the run removes more than reindex.max_removed_share of the served "
-        "articles (or, in a full rebuild with skipped input, any)",
-    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "index.path": getattr(args, "index", None),
-        "source.path": getattr(args, "source", None),
+        "watch.every_seconds": getattr(args, "every", None),
         "reindex.engine": getattr(args, "engine", None),
         "reindex.ray_address": getattr(args, "ray_address", None),
         "server.host": getattr(args, "host", None),
@@ -301,7 +320,7 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
 
     with open_engine(settings) as engine:
         summary = build_index(
-            settings.source.path,
+            _sources(args, settings),
             settings.index.path,
             settings,
             engine,
@@ -318,6 +337,26 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
         )
         return EXIT_SKIPPED
     return 0
+
+
+def _sources(args: argparse.Namespace, settings: Settings) -> list[str | Path]:
+    """The --source values (paths or URLs), else ``source.path``."""
+    return list(args.source) if args.source else [settings.source.path]
+
+
+def _watch(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.ingest.engines.registry import open_engine
+    from qa.ingest.watch import watch
+
+    with open_engine(settings) as engine:
+        return watch(
+            _sources(args, settings),
+            settings,
+            engine,
+            once=args.once,
+            progress=False if args.no_progress else sys.stderr.isatty(),
+            allow_removals=args.allow_removals,
+        )
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:

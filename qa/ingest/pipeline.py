@@ -38,10 +38,11 @@ before and after it is the same for both.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,11 +51,14 @@ from tqdm import tqdm
 from qa import __version__
 from qa.config import Settings
 from qa.embed.base import Embedder
-from qa.errors import DiskFullError, IndexUnavailableError, RemovalRefusedError
+from qa.errors import DiskFullError, IndexUnavailableError, RemovalRefusedError, SourceError
+from qa.ingest.collect import Collected, collect
+from qa.ingest.copies import CopyGrouper
 from qa.ingest.engines.base import IndexingEngine
 from qa.ingest.engines.local import LocalEngine
 from qa.ingest.indexed import content_hash, reindexed_document
 from qa.ingest.sources import read_articles
+from qa.ingest.web.crawl import CrawlSummary
 from qa.records import Article, Manifest
 from qa.store.index import Index, load_index, read_manifest
 from qa.store.layout import FORMAT_VERSION
@@ -98,6 +102,8 @@ class BuildSummary:
     engine: str
     actors: int
     seconds: float
+    # What the crawl of the web sources did, when there were any.
+    crawl: CrawlSummary | None = None
 
 
 # What a new segment takes on disk, estimated from the articles to embed before any
@@ -121,7 +127,7 @@ class _Counts:
 
 
 def build_index(
-    source: Path,
+    source: Path | str | Sequence[Path | str],
     index_path: Path,
     settings: Settings,
     engine: IndexingEngine | Embedder,
@@ -130,11 +136,14 @@ def build_index(
     progress: bool | None = None,
     allow_removals: bool = False,
 ) -> BuildSummary:
-    """Index the articles of ``source`` into a new version published at ``index_path``,
+    """Index the articles of ``source`` (one source or several: folders, files, URLs;
+    see :mod:`qa.ingest.collect`) into a new version published at ``index_path``,
     cutting and embedding with ``engine`` (an embedder: this process).
 
-    All sources are read and checked before anything is embedded; bad files and
-    lines are reported on stderr and skipped, or fail the run with ``strict``.
+    All sources are read and checked (web sources crawled) before anything is
+    embedded, under the build lock, which also makes the crawl state one writer's;
+    bad files and lines are reported on stderr and skipped, or fail the run with
+    ``strict``.
     Served articles the source lacks are removed by the rules of the module docstring:
     none while input is skipped, and no more than ``reindex.max_removed_share`` of
     them unless ``allow_removals`` (else :class:`RemovalRefusedError`).
@@ -142,18 +151,22 @@ def build_index(
     started = time.perf_counter()
     if not isinstance(engine, IndexingEngine):
         engine = LocalEngine(engine, settings.chunking)
-    report = read_articles(source, strict=strict, max_article_bytes=settings.source.max_article_bytes)
-    for problem in report.problems:
-        print(f"skipped {problem}", file=sys.stderr)
+    sources = [source] if isinstance(source, Path | str) else list(source)
     info = _build_info(settings, engine)
     counts = _Counts()
+    show = sys.stderr.isatty() if progress is None else progress
     with index_lock(index_path):
+        report = collect(sources, settings, index_path=index_path, strict=strict, progress=show)
+        for problem in report.problems:
+            print(f"skipped {problem}", file=sys.stderr)
+        if report.crawl is not None:
+            for problem in report.crawl.problems:
+                print(f"not indexed {problem}", file=sys.stderr)
         # The version served now outlives every publish of this run: a run that goes
         # wrong leaves a version from before it on disk to go back to.
         keep = (index_path.resolve().name,) if index_path.exists() else ()
         previous, full_rebuild = _reusable_version(index_path, info, settings)
         hashes = previous.content_hashes() if previous is not None else {}
-        show = sys.stderr.isatty() if progress is None else progress
         changed = [a for a in report.articles if hashes.get(a.doc_id) != content_hash(a)]
         counts.unchanged = len(report.articles) - len(changed)
         served = hashes.keys() if previous is not None else _served_ids(index_path, settings)
@@ -173,6 +186,15 @@ def build_index(
                 "input is skipped (fix them, or find them with --strict)",
                 file=sys.stderr,
             )
+        if not report.articles and previous is None:
+            raise SourceError("no article could be read from the sources; nothing was published")
+        digest = source_digest(report.articles)
+        if previous is not None and not changed and not removed and previous.manifest.source_digest == digest:
+            # Nothing to publish (a watch round over an unchanged site): the served
+            # version stays, rather than a new one of the same content.
+            print("no change: the served version stays", file=sys.stderr)
+            return _summary(index_path, previous.manifest, counts, 0.0, report, removed, kept_unread,
+                            full_rebuild, engine, 0, started)  # fmt: skip
         _check_space(index_path, changed, info.dimension)
         embedding_started = time.perf_counter()
         with tqdm(total=len(changed), desc="indexing", unit="doc", disable=not show, file=sys.stderr) as bar:
@@ -181,15 +203,38 @@ def build_index(
                 info,
                 settings.index,
                 previous=previous,
-                documents=_counted(engine.documents(changed), hashes, counts, bar),
+                documents=_grouped(
+                    _counted(engine.documents(changed), hashes, counts, bar),
+                    settings,
+                    previous,
+                    run=changed,
+                    removed=removed,
+                ),
                 removed=removed,
-                source_digest=source_digest(report.articles),
+                source_digest=digest,
                 keep=keep,
             )
         embedding_seconds = time.perf_counter() - embedding_started
         manifest, merges = _merge(index_path, manifest, settings, info, previous, keep)
     if full_rebuild:
         print(f"full rebuild: {full_rebuild}", file=sys.stderr)
+    return _summary(index_path, manifest, counts, embedding_seconds, report, removed, kept_unread,
+                    full_rebuild, engine, merges, started)  # fmt: skip
+
+
+def _summary(
+    index_path: Path,
+    manifest: Manifest,
+    counts: _Counts,
+    embedding_seconds: float,
+    report: Collected,
+    removed: Collection[str],
+    kept_unread: Collection[str],
+    full_rebuild: str | None,
+    engine: IndexingEngine,
+    merges: int,
+    started: float,
+) -> BuildSummary:
     return BuildSummary(
         index=str(index_path),
         version=manifest.version,
@@ -211,6 +256,7 @@ def build_index(
         engine=engine.name,
         actors=engine.actors,
         seconds=round(time.perf_counter() - started, 2),
+        crawl=report.crawl,
     )
 
 
@@ -237,8 +283,8 @@ def ingest(
         if full_rebuild:
             raise IndexUnavailableError(f"{index_path}: cannot add to this index: {full_rebuild}")
         manifest = publish_update(
-            index_path, info, settings.index, previous=previous, documents=documents, removed=removed,
-            keep=keep,
+            index_path, info, settings.index, previous=previous,
+            documents=_grouped(documents, settings, previous, removed=removed), removed=removed, keep=keep,
         )  # fmt: skip
         return _merge(index_path, manifest, settings, info, previous, keep)[0]
 
@@ -417,3 +463,31 @@ def _counted(
         counts.texts_embedded += len(document.chunks) + len(document.sentences)
         bar.update()
         yield document
+
+
+def _grouped(
+    documents: Iterable[IndexedDocument],
+    settings: Settings,
+    previous: Index | None,
+    *,
+    run: Sequence[Article] | None = None,
+    removed: Iterable[str] = (),
+) -> Iterator[IndexedDocument]:
+    """The documents with their copy groups and signatures (``qa.ingest.copies``), against
+    the served ones of ``previous``. Given after the engine returns them, so that every
+    engine makes documents the same way; grouping never changes what is embedded.
+
+    With ``run`` (the articles in the run's order), the groups are given in that order
+    whatever order the engine returns them in; without it (``ingest``), in the order
+    the documents come."""
+    grouper = CopyGrouper(
+        settings.copies,
+        previous.copies() if previous is not None else {},
+        replaced=[*removed, *(article.doc_id for article in run or ())],
+    )
+    copies = {article.doc_id: grouper.add(article) for article in run or ()}
+    for document in documents:
+        copy = copies.get(document.article.doc_id) if run is not None else None
+        if copy is None:
+            copy = grouper.add(document.article)
+        yield dataclasses.replace(document, copy_group=copy.group, signature=copy.signature)
