@@ -48,7 +48,9 @@ from tests.news_site import (  # noqa: E402
     iter_pages,
     load_site_articles,
     make_article,
+    plain_title,
     render_article,
+    token_f1,
 )
 
 ANT = REPO.parent / "shared" / "data" / "ant" / "ant.jsonl"
@@ -64,21 +66,6 @@ def listings(site: NewsSite) -> list[str]:
     """A site's feeds and sitemap index: every article is in one of them."""
     special = site.special
     return [special.rss, special.atom, special.json_feed, special.sitemap_index]
-
-
-def token_f1(found: str, truth: str) -> float:
-    """Token F1 over whitespace tokens (bags: repeated words count)."""
-    found_tokens, true_tokens = Counter(found.split()), Counter(truth.split())
-    common = sum((found_tokens & true_tokens).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / sum(found_tokens.values()), common / sum(true_tokens.values())
-    return 2 * precision * recall / (precision + recall)
-
-
-def plain(text: str) -> str:
-    """A title as a reader compares it: whitespace collapsed, invisible direction marks gone."""
-    return " ".join(text.replace("\u200e", " ").replace("\u200f", " ").split())
 
 
 def extraction(articles: list[SiteArticle]) -> None:
@@ -100,7 +87,7 @@ def extraction(articles: list[SiteArticle]) -> None:
         scores[article.template].append(
             (
                 token_f1(page.text, article.text),
-                plain(page.title) == plain(article.title),
+                plain_title(page.title) == plain_title(article.title),
                 (page.published or "")[:10] == article.day,
             )
         )

@@ -9,9 +9,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 import httpx
 import pytest
@@ -157,3 +159,49 @@ def start_server(index: Path, **env_settings: str) -> Server:
             pass
         assert time.monotonic() < deadline, "qa serve did not come up within 120 s"
         time.sleep(0.2)
+
+
+class QueryLoad:
+    """Threads that ask ``/api/ask`` and ``/api/search`` without pause while a test changes
+    the index under the service: every answer is counted (``answered``), and each that is
+    not a 200, or that ``check`` finds fault with, is a failure (``failures``)."""
+
+    def __init__(
+        self,
+        base: str,
+        question: str,
+        query: str,
+        *,
+        threads: int = 2,
+        check: Callable[[dict[str, Any]], str | None] | None = None,
+    ) -> None:
+        self.base, self.question, self.query, self.check = base, question, query, check
+        self.failures: list[str] = []
+        self.answered = 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._loop) for _ in range(threads)]
+
+    def _loop(self) -> None:
+        with httpx.Client(base_url=self.base, timeout=30) as client:
+            while not self._stop.is_set():
+                for response in (
+                    client.post("/api/ask", json={"question": self.question}),
+                    client.get("/api/search", params={"q": self.query, "k": 3}),
+                ):
+                    self.answered += 1
+                    if response.status_code != 200:
+                        self.failures.append(f"{response.status_code} {response.text[:300]}")
+                    elif self.check is not None and (fault := self.check(response.json())):
+                        self.failures.append(fault)
+
+    def __enter__(self) -> QueryLoad:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)

@@ -38,6 +38,7 @@ import socket
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -1540,3 +1541,19 @@ def iter_pages(site: NewsSite) -> Iterator[tuple[str, SiteArticle, bytes]]:
             article,
             render_article(article, base_url=site.base_url, others=others, site_name=site.site_name),
         )
+
+
+# -- comparing what a crawler made of a page with the truth -----------------------------
+def token_f1(found: str, truth: str) -> float:
+    """Token F1 over whitespace tokens (bags, so repeated words count)."""
+    found_tokens, true_tokens = Counter(found.split()), Counter(truth.split())
+    common = sum((found_tokens & true_tokens).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / sum(found_tokens.values()), common / sum(true_tokens.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+def plain_title(text: str) -> str:
+    """A title as a reader compares it: whitespace collapsed, invisible direction marks gone."""
+    return " ".join(text.replace("\u200e", " ").replace("\u200f", " ").split())

@@ -2,10 +2,10 @@
 
 import json
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +13,7 @@ import pytest
 from qa.config import Settings
 from qa.embed.base import Embedder
 from qa.ingest.pipeline import build_index
-from tests.conftest import ADMIN, ADMIN_TOKEN, SAMPLE_CORPUS, Server, start_server
+from tests.conftest import ADMIN, ADMIN_TOKEN, SAMPLE_CORPUS, QueryLoad, Server, start_server
 
 
 @pytest.fixture
@@ -39,40 +39,26 @@ def server(live_index: tuple[Path, Path]) -> Iterator[Server]:
 NEW_ARTICLE = "أعلنت بلدية أنطاليا افتتاح متحف الفسيفساء البيزنطية الجديد قرب الميناء القديم."
 
 
+def quotes_in_passages(body: dict[str, Any]) -> str | None:
+    """One version answers the whole request: every quote lies in a passage it returned."""
+    passages = [(p["doc_id"], p["start"], p["end"]) for p in body.get("passages", [])]
+    for citation in body.get("citations", []):
+        if not any(
+            d == citation["doc_id"] and s <= citation["start"] and citation["end"] <= e
+            for d, s, e in passages
+        ):
+            return f"citation {citation} outside the passages of its answer"
+    return None
+
+
 def test_a_published_index_is_served_within_seconds_with_no_failed_request(
     server: Server, live_index: tuple[Path, Path], sample_settings: Settings, embedder: Embedder
 ) -> None:
     source, index = live_index
     before = httpx.get(f"{server.base}/healthz").json()["version"]
-    failures: list[str] = []
-    answered = 0
-    stop = threading.Event()
-
-    def query_loop() -> None:
-        nonlocal answered
-        with httpx.Client(base_url=server.base, timeout=30) as client:
-            while not stop.is_set():
-                for response in (
-                    client.post("/api/ask", json={"question": "ماذا طلب كاميرون من بوتين؟"}),
-                    client.get("/api/search", params={"q": "متحف الفسيفساء", "k": 3}),
-                ):
-                    answered += 1
-                    if response.status_code != 200:
-                        failures.append(f"{response.status_code} {response.text}")
-                    elif "citations" in response.json():
-                        body = response.json()
-                        # One version answers the whole request: its quotes match its passages.
-                        passages = {(p["doc_id"], p["start"], p["end"]): p["text"] for p in body["passages"]}
-                        for citation in body["citations"]:
-                            assert any(
-                                d == citation["doc_id"] and s <= citation["start"] and citation["end"] <= e
-                                for d, s, e in passages
-                            )
-
-    loops = [threading.Thread(target=query_loop) for _ in range(2)]
-    for loop in loops:
-        loop.start()
-    try:
+    with QueryLoad(
+        server.base, "ماذا طلب كاميرون من بوتين؟", "متحف الفسيفساء", check=quotes_in_passages
+    ) as load:
         time.sleep(1)
         (source / "museum.txt").write_text(NEW_ARTICLE, "utf-8")
         build_index(source, index, sample_settings, embedder, progress=False)
@@ -81,11 +67,7 @@ def test_a_published_index_is_served_within_seconds_with_no_failed_request(
             assert time.monotonic() - published < 5, "the new version was not served within 5 s"
             time.sleep(0.1)
         time.sleep(1)
-    finally:
-        stop.set()
-        for loop in loops:
-            loop.join(timeout=60)
-    assert failures == [] and answered > 10
+    assert load.failures == [] and load.answered > 10
     found = httpx.get(f"{server.base}/api/search", params={"q": "متحف الفسيفساء البيزنطية", "k": 1}).json()
     assert found["results"][0]["doc_id"] == "museum"
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import codecs
 import re
 import time
-from collections import Counter
 from collections.abc import Iterator
 
 import httpx
@@ -21,9 +20,11 @@ from tests.news_site import (
     NewsSite,
     SiteArticle,
     iter_pages,
+    plain_title,
     render_article,
     render_error,
     render_index,
+    token_f1,
 )
 
 # What the brief asks of extraction on these pages.
@@ -49,25 +50,10 @@ def pages(site: NewsSite) -> list[tuple[SiteArticle, bytes, ExtractedPage]]:
     ]
 
 
-def _f1(found: str, truth: str) -> float:
-    """Token F1 over whitespace tokens (bags, so repeated words count)."""
-    found_tokens, true_tokens = Counter(found.split()), Counter(truth.split())
-    common = sum((found_tokens & true_tokens).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / sum(found_tokens.values()), common / sum(true_tokens.values())
-    return 2 * precision * recall / (precision + recall)
-
-
-def _plain(text: str) -> str:
-    """A title as a reader compares it: whitespace collapsed, invisible direction marks gone."""
-    return " ".join(text.replace("\u200e", " ").replace("\u200f", " ").split())
-
-
 def test_text_matches_the_article(pages: list[tuple[SiteArticle, bytes, ExtractedPage]]) -> None:
     scores: dict[str, list[float]] = {template: [] for template in TEMPLATES}
     for article, _, page in pages:
-        scores[article.template].append(_f1(page.text, article.text))
+        scores[article.template].append(token_f1(page.text, article.text))
         assert "\n\n" in page.text or len(article.paragraphs) == 1
         assert all(line == " ".join(line.split()) for line in page.text.split("\n\n"))
     every = [score for template_scores in scores.values() for score in template_scores]
@@ -81,7 +67,7 @@ def test_text_matches_the_article(pages: list[tuple[SiteArticle, bytes, Extracte
 
 
 def test_no_boilerplate_in_any_text(pages: list[tuple[SiteArticle, bytes, ExtractedPage]]) -> None:
-    titles = {article.id: _plain(article.title) for article, _, _ in pages}
+    titles = {article.id: plain_title(article.title) for article, _, _ in pages}
     for article, _, page in pages:
         leaked = [marker for marker in BOILERPLATE if marker in page.text and marker not in article.text]
         assert not leaked, (article.id, article.template, leaked)
@@ -95,7 +81,7 @@ def test_no_boilerplate_in_any_text(pages: list[tuple[SiteArticle, bytes, Extrac
 def test_title_date_and_metadata(
     site: NewsSite, pages: list[tuple[SiteArticle, bytes, ExtractedPage]]
 ) -> None:
-    titles = sum(page.title == _plain(article.title) for article, _, page in pages)
+    titles = sum(page.title == plain_title(article.title) for article, _, page in pages)
     days = sum((page.published or "")[:10] == article.day for article, _, page in pages)
     print(f"titles exact {titles}/{len(pages)}, publication days exact {days}/{len(pages)}")
     assert titles >= MIN_EXACT_SHARE * len(pages)
@@ -126,7 +112,7 @@ def test_windows_1256_with_right_wrong_and_no_header_charset(
             if response.status_code != 200:  # the site's 500-once and 429-once pages
                 response = client.get(url)
             page = extract_page(response.content, url, charset=response.charset_encoding)
-            assert _f1(page.text, article.text) >= 0.95 and page.title == _plain(article.title)
+            assert token_f1(page.text, article.text) >= 0.95 and page.title == plain_title(article.title)
     # UTF-8 bytes under a header that says windows-1256: the bytes win.
     mislabelled = [
         (a, body, page)
@@ -135,7 +121,7 @@ def test_windows_1256_with_right_wrong_and_no_header_charset(
     ]
     assert mislabelled
     for article, _, page in mislabelled:
-        assert _f1(page.text, article.text) >= 0.95
+        assert token_f1(page.text, article.text) >= 0.95
 
 
 def test_decode_html_order_of_evidence() -> None:
@@ -186,7 +172,7 @@ def test_the_extra_pages_and_a_short_brief(site: NewsSite) -> None:
             article, base_url=site.base_url, padding_bytes=2_000_000 if "/large/" in url else 0
         )
         page = extract_page(body, url, charset=article.header_charset)
-        assert _f1(page.text, article.text) >= 0.95
+        assert token_f1(page.text, article.text) >= 0.95
     brief = next(a for a in site.articles.values() if a.template == "modern")
     short = brief.__class__(**{**brief.__dict__, "text": "وصل الوفد إلى تونس مساء اليوم."})
     page = extract_page(render_article(short, base_url=site.base_url), site.url(short.path))

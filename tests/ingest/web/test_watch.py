@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from qa.embed.base import Embedder
 from qa.ingest.pipeline import build_index
 from qa.ingest.web.crawl import doc_id_of
 from qa.store.index import load_index, read_manifest
-from tests.conftest import REPO, Server, start_server
+from tests.conftest import REPO, QueryLoad, Server, start_server
 from tests.ingest.web.test_crawl import FETCH, crawl_settings, short_articles, sources
 from tests.news_site import NewsSite, SiteArticle
 
@@ -73,47 +72,26 @@ def test_watch_publishes_new_articles_while_the_service_answers_every_request(
         index, QA_SERVER_RELOAD_INTERVAL_SECONDS="0.5", QA_LIMITS_RATE_LIMIT_PER_MINUTE="0"
     )
     watcher = watch_process(index, site, "--every", "1", QA_FETCH_MIN_DELAY_SECONDS="0")
-    failures: list[str] = []
-    answered = 0
-    stop = threading.Event()
-
-    def query_loop() -> None:
-        nonlocal answered
-        with httpx.Client(base_url=server.base, timeout=30) as client:
-            while not stop.is_set():
-                for response in (
-                    client.post("/api/ask", json={"question": "ما هي الأخبار الرياضية؟"}),
-                    client.get("/api/search", params={"q": "تونس", "k": 3}),
-                ):
-                    answered += 1
-                    if response.status_code != 200:
-                        failures.append(f"{response.status_code} {response.text[:200]}")
-
-    loops = [threading.Thread(target=query_loop) for _ in range(2)]
-    for loop in loops:
-        loop.start()
     try:
-        new = later_articles(1)[0]
-        url = site.add(new)
-        deadline = time.monotonic() + 120
-        while True:
-            found = httpx.get(f"{server.base}/api/documents/{doc_id_of(url)}", timeout=10)
-            if found.status_code == 200:
-                break
-            assert watcher.poll() is None, watcher.communicate()[0]
-            assert time.monotonic() < deadline, "the new article was not served within 120 s"
-            time.sleep(0.5)
-        assert found.json()["title"] == " ".join(new.title.split())
-        time.sleep(1)
+        with QueryLoad(server.base, "ما هي الأخبار الرياضية؟", "تونس") as load:
+            new = later_articles(1)[0]
+            url = site.add(new)
+            deadline = time.monotonic() + 120
+            while True:
+                found = httpx.get(f"{server.base}/api/documents/{doc_id_of(url)}", timeout=10)
+                if found.status_code == 200:
+                    break
+                assert watcher.poll() is None, watcher.communicate()[0]
+                assert time.monotonic() < deadline, "the new article was not served within 120 s"
+                time.sleep(0.5)
+            assert found.json()["title"] == " ".join(new.title.split())
+            time.sleep(1)
     finally:
-        stop.set()
-        for loop in loops:
-            loop.join(timeout=60)
         watcher.send_signal(signal.SIGTERM)
         output = watcher.communicate(timeout=120)[0]
         server.stop()
     assert watcher.returncode == 0, output
-    assert failures == [] and answered > 10
+    assert load.failures == [] and load.answered > 10
     assert '"crawl": {' in output and "round:" in output
 
 
