@@ -26,7 +26,7 @@ import itertools
 import sys
 import time
 import urllib.parse
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,7 +128,7 @@ def crawl(
             for result in itertools.chain(fetched_pages, fetcher.fetch_all(requests)):
                 _record(result, listed[result.url], state, summary)
                 bar.update()
-        summary.requests, summary.downloaded_bytes = _stats(fetcher)
+        summary.requests, summary.downloaded_bytes = fetcher.stats.requests, fetcher.stats.body_bytes
     finally:
         if own:
             fetcher.close()
@@ -136,11 +136,6 @@ def crawl(
     summary.seconds = round(time.perf_counter() - started, 2)
     state.finish_round(round_started, dataclasses.asdict(summary))
     return CrawlResult(articles, summary)
-
-
-def _stats(fetcher: Fetcher) -> tuple[int, int]:
-    stats = fetcher.stats
-    return int(stats.requests), int(stats.body_bytes)
 
 
 def _listed_pages(
@@ -376,31 +371,26 @@ class SavedArticles:
     articles: list[Article]
     # One line per page or record that is not indexed: "where: why".
     problems: list[str]
-    # How many were not articles (index pages ...): reported, not counted as bad input.
-    not_articles: int
 
 
 def saved_articles(path: Path, settings: Settings) -> SavedArticles:
     """The articles of saved pages (``.html`` files, ``.warc``/``.warc.gz`` archives) under ``path``."""
     articles: list[Article] = []
     problems: list[str] = []
-    reasons: Counter[str] = Counter()
     for item in read_saved_pages(path, max_bytes=settings.fetch.max_body_bytes):
         if isinstance(item, str):
             problems.append(item)
             continue
-        article = _saved_article(item, path, reasons)
+        article = _saved_article(item, path)
         if article is not None:
             articles.append(article)
-    not_articles = sum(reasons.values())
-    return SavedArticles(articles, problems, not_articles)
+    return SavedArticles(articles, problems)
 
 
-def _saved_article(page: SavedPage, root: Path, reasons: Counter[str]) -> Article | None:
+def _saved_article(page: SavedPage, root: Path) -> Article | None:
     try:
         extracted = extract_page(page.body, page.url, charset=page.charset)
     except NotAnArticle as exc:
-        reasons[str(exc)] += 1
         print(f"not indexed {page.where}: not an article: {exc}", file=sys.stderr)
         return None
     article = article_of(extracted)
