@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import html
 import itertools
 import sys
 import time
@@ -323,13 +324,16 @@ def _record(result: FetchResult, listed: ListedPage, state: CrawlState, summary:
 
 def _feed_article(listed: ListedPage) -> Article | None:
     """The article of a feed entry's full content, for a page that cannot be fetched."""
-    html = f"<html><head><title>{listed.title or ''}</title></head><body><article>"
-    html += f"<h1>{listed.title or ''}</h1>{listed.content_html}</article></body></html>"
+    title = html.escape(listed.title or "")
+    page = f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1>"
+    page += f"{listed.content_html}</article></body></html>"
     try:
-        page = extract_page(html.encode(), listed.url, charset="utf-8")
+        extracted = extract_page(page.encode(), listed.url, charset="utf-8")
     except NotAnArticle:
         return None
-    return article_of(page, listed)
+    # The entry's own date: the page made here has none, and a guess from its text is worse.
+    extracted = dataclasses.replace(extracted, published=listed.published or extracted.published)
+    return article_of(extracted, listed)
 
 
 def article_of(page: ExtractedPage, listed: ListedPage | None = None) -> Article:

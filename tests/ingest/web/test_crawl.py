@@ -3,7 +3,9 @@ sitemaps, robots.txt, the traps of the web, and rounds that fetch only what chan
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,8 +16,8 @@ from qa.embed.base import Embedder
 from qa.errors import NotFoundError, SourceError
 from qa.ingest.collect import collect
 from qa.ingest.pipeline import BuildSummary, build_index
-from qa.ingest.web.crawl import doc_id_of
-from qa.ingest.web.state import state_path
+from qa.ingest.web.crawl import crawl, doc_id_of
+from qa.ingest.web.state import CrawlState, state_path
 from qa.store.index import Index, load_index
 from tests.news_site import NewsSite, SiteArticle, load_site_articles, write_html_folder
 
@@ -214,3 +216,58 @@ def test_a_source_that_holds_no_article_is_an_error(tmp_path: Path, sample_setti
         collect([tmp_path / "empty"], sample_settings, index_path=tmp_path / "idx")
     with pytest.raises(SourceError, match="no such file"):
         collect([tmp_path / "missing"], sample_settings, index_path=tmp_path / "idx")
+
+
+FEED_TEXT = (
+    "أعلنت وزارة الثقافة التونسية اليوم عن برنامج الدورة الجديدة لأيام قرطاج السينمائية، "
+    "التي تفتتح في العاصمة بمشاركة أفلام من ثلاثين بلدا عربيا وإفريقيا. وقال مدير الدورة إن "
+    "لجنة الاختيار شاهدت أكثر من ستمائة فيلم قبل أن تختار الأفلام المتنافسة على التانيت الذهبي."
+)
+
+
+class _FeedOnlySite(BaseHTTPRequestHandler):
+    """A feed whose one entry carries its full text, and a page that always answers 503."""
+
+    def do_GET(self) -> None:
+        if self.path == "/robots.txt":
+            body, status, kind = b"", 404, "text/plain"
+        elif self.path == "/rss.xml":
+            base = f"http://{self.headers['Host']}"
+            body = (
+                '<?xml version="1.0" encoding="utf-8"?><rss version="2.0" '
+                'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>t</title>'
+                f"<link>{base}/</link><description>d</description><item>"
+                "<title>أيام قرطاج السينمائية &amp; برنامجها &lt;2017&gt;</title>"
+                f"<link>{base}/news/jcc.html</link><pubDate>Wed, 25 Jan 2017 10:00:00 +0100</pubDate>"
+                f"<content:encoded><![CDATA[<p>{FEED_TEXT}</p>]]></content:encoded></item></channel></rss>"
+            ).encode()
+            status, kind = 200, "application/rss+xml"
+        else:
+            body, status, kind = b"busy", 503, "text/plain"
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_page_that_cannot_be_had_is_read_from_the_feeds_full_content(
+    tmp_path: Path, sample_settings: Settings
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FeedOnlySite)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = crawl_settings(sample_settings, tmp_path / "idx", **{"fetch.max_retries": 0})
+        with CrawlState(tmp_path / "state.sqlite") as state:
+            result = crawl([f"http://127.0.0.1:{server.server_address[1]}/rss.xml"], settings, state)
+    finally:
+        server.shutdown()
+        server.server_close()
+    (article,) = result.articles
+    assert result.summary.from_feed == 1
+    assert article.title == "أيام قرطاج السينمائية & برنامجها <2017>"
+    assert words(article.text) == words(FEED_TEXT)
+    assert (article.published or "")[:10] == "2017-01-25"
