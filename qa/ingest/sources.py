@@ -151,7 +151,11 @@ def _published(value: object) -> str | None:
 
 
 def _meta(value: object) -> Meta:
-    """Metadata: an object whose values are strings or non-empty lists of strings."""
+    """Metadata: an object whose values are strings or lists of strings.
+
+    A blank string means no value: archives export a missing section as "" (one ANT
+    article does), and that is no reason to lose the article. A key left with no value
+    is left out."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -159,11 +163,12 @@ def _meta(value: object) -> Meta:
     meta: Meta = {}
     for key, item in value.items():
         values = [item] if isinstance(item, str) else item
-        if not key.strip() or not isinstance(values, list) or not values:
-            raise _SkipError(f"'meta' key {key!r} must hold a string or a non-empty list of strings")
-        if not all(isinstance(v, str) and v.strip() for v in values):
-            raise _SkipError(f"'meta' key {key!r} must hold non-empty strings")
-        meta[key] = tuple(values)
+        if not key.strip() or not isinstance(values, list):
+            raise _SkipError(f"'meta' key {key!r} must hold a string or a list of strings")
+        if not all(isinstance(v, str) for v in values):
+            raise _SkipError(f"'meta' key {key!r} must hold strings")
+        if present := tuple(v for v in values if v.strip()):
+            meta[key] = present
     return meta
 
 

@@ -53,7 +53,7 @@ def test_folder_of_text_markdown_and_jsonl_keeps_the_exact_text(tmp_path: Path) 
         (
             "x.jsonl",
             b'{"id": "a", "text": "t"}\n{"id": "b", "text": "t", "meta": {"section": 3}}\n',
-            r"x\.jsonl:2: 'meta' key 'section' must hold a string or a non-empty list of strings",
+            r"x\.jsonl:2: 'meta' key 'section' must hold a string or a list of strings",
         ),
         (
             "x.jsonl",
@@ -130,3 +130,11 @@ def test_metadata_from_jsonl_and_from_a_text_file_front_matter(tmp_path: Path) -
     assert text.text == body and text.title == "عنوان الخبر" and text.published == "2015-11-16"
     assert text.meta == {"section": ("sport",), "tags": ("football", "final")}
     assert plain.text == "--- not a block\nنص." and plain.meta == {} and plain.published is None
+
+
+def test_a_blank_metadata_value_is_no_value_not_a_reason_to_skip_the_article(tmp_path: Path) -> None:
+    # As one article of the ANT archive is exported: {"section": "", "source": ""}.
+    record = {"id": "j", "text": "نص.", "meta": {"section": "", "source": " ", "tags": ["g20", ""]}}
+    (tmp_path / "a.jsonl").write_text(json.dumps(record, ensure_ascii=False) + "\n", "utf-8")
+    (article,) = read_articles(tmp_path, strict=True).articles
+    assert article.meta == {"tags": ("g20",)}
