@@ -416,6 +416,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     from qa.embed.registry import make_embedder
     from qa.eval.evaluate import evaluate, load_questions
     from qa.ingest.pipeline import ensure_index
+    from qa.ingest.sources import read_articles
     from qa.serve.service import QAService
 
     if args.index is None:
@@ -429,10 +430,15 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     else:
         del index_embedder  # two engines: free the indexing one before loading the other
         embedder = make_embedder(embedding, "query")
+    # The texts that questions giving their span as evidence text are placed in.
+    texts = {
+        a.doc_id: a.text
+        for a in read_articles(args.corpus, max_article_bytes=settings.source.max_article_bytes).articles
+    }
     questions = [
         question
         for path in [*args.questions, *args.unanswerable]
-        for question in load_questions(path, args.lang, limit=args.limit)
+        for question in load_questions(path, args.lang, limit=args.limit, texts=texts)
     ]
     if args.llm and not settings.llm.enabled:
         raise ConfigError("qa eval --llm needs a model: set llm.base_url or pass --llm-url")

@@ -11,7 +11,7 @@ import dataclasses
 import json
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,11 +159,17 @@ class EvalReport:
         return "\n".join(lines)
 
 
-def load_questions(path: Path, lang: str, *, limit: int | None = None) -> list[EvalQuestion]:
+def load_questions(
+    path: Path, lang: str, *, limit: int | None = None, texts: Mapping[str, str] | None = None
+) -> list[EvalQuestion]:
     """Questions from JSONL: ``question_<lang>`` (or ``question``, in the row's ``lang``)
     and, when answerable, ``doc_id``, ``answer_start``, ``answer_end`` and
     ``answers_<lang>`` or ``answers_ar``; an unanswerable row may say its ``kind`` and
-    the ``doc_id`` it is about."""
+    the ``doc_id`` it is about.
+
+    An answerable row may instead give its ``answer`` and the ``evidence`` sentence it
+    is in, exact substrings of the article (the ANT questions): the span is found in
+    the article's text, from ``texts`` (doc_id to text)."""
     questions: list[EvalQuestion] = []
     # "all": a row is asked in each language it has a question in.
     langs = ("ar", "en") if lang == "all" else (lang,)
@@ -189,6 +195,8 @@ def load_questions(path: Path, lang: str, *, limit: int | None = None) -> list[E
             ):
                 raise KeyError(f"question_{lang}")
             qid = str(row.get("qid", number))
+            if row.get("kind") == ANSWERABLE and "answer_start" not in row:
+                row = {**row, **_placed(row, texts)}
             for asked_in, text in asked:
                 if "answer_start" in row:
                     answers = row.get("answers_ar") or row.get(f"answers_{asked_in}") or [""]
@@ -206,6 +214,22 @@ def load_questions(path: Path, lang: str, *, limit: int | None = None) -> list[E
         if limit is not None and len(questions) >= limit:
             break
     return questions
+
+
+def _placed(row: dict[str, object], texts: Mapping[str, str] | None) -> dict[str, object]:
+    """``answer_start``, ``answer_end`` and ``answers_ar`` of a row that gives its answer
+    and evidence as text: where they are in the article."""
+    answer, evidence, doc_id = row.get("answer"), row.get("evidence"), row.get("doc_id")
+    if not (isinstance(answer, str) and isinstance(evidence, str) and isinstance(doc_id, str)):
+        raise KeyError("answer_start (or answer, evidence and doc_id)")
+    if texts is None:
+        raise ValueError("its span is given as evidence text: the corpus is needed to place it")
+    article = texts.get(doc_id)
+    at = article.find(evidence) if article is not None else -1
+    within = evidence.find(answer)
+    if at < 0 or within < 0:
+        raise ValueError(f"the evidence or its answer is not in the text of {doc_id!r}")
+    return {"answer_start": at + within, "answer_end": at + within + len(answer), "answers_ar": [answer]}
 
 
 def evaluate(

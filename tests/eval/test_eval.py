@@ -126,3 +126,18 @@ def test_eval_llm_scores_the_written_path(eval_index: Path, tmp_path: Path) -> N
     assert scores["model_p50_ms"] > 0 and scores["own_p50_ms"] > 0
     assert len(llm.requests) >= 4
     assert "| sentences removed" in result.stdout
+
+
+def test_questions_that_give_their_span_as_evidence_text_are_placed_in_the_article(tmp_path: Path) -> None:
+    # As the ANT questions are written: the answer, and the sentence it is in.
+    text = "افتتح الوزير المعرض. وحضر الافتتاح خمسون عارضا من عشر دول."
+    row = {"qid": "q1", "doc_id": "d", "lang": "ar", "kind": "answerable", "question": "كم عارضا حضر؟",
+           "answer": "خمسون عارضا", "evidence": "وحضر الافتتاح خمسون عارضا من عشر دول."}  # fmt: skip
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps(row, ensure_ascii=False) + "\n", "utf-8")
+    (question,) = load_questions(path, "all", texts={"d": text})
+    assert text[question.answer_start : question.answer_end] == "خمسون عارضا" == question.answer
+    with pytest.raises(SourceError, match=r"q\.jsonl:1: .*the corpus is needed"):
+        load_questions(path, "all")
+    with pytest.raises(SourceError, match=r"q\.jsonl:1: .*not in the text of 'd'"):
+        load_questions(path, "all", texts={"d": "نص آخر."})
