@@ -250,3 +250,6 @@ class Manifest:
     # The average token counts of chunks and sentences that BM25 weighs lengths against,
     # set by the first segment and inherited by every later one (qa.store.lexical).
     average_lengths: tuple[float, float] | None = None
+    # How the chunk and sentence vectors were made (embedding.vectors); indexes of
+    # before the setting embedded both.
+    vectors: str = "separate"

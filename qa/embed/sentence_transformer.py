@@ -10,13 +10,14 @@ the other built.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from qa.config import EmbeddingSettings
-from qa.embed.base import BatchedEmbedder
+from qa.embed.base import BatchedEmbedder, Span
 from qa.errors import ConfigError
 from qa.types import Vectors
 
@@ -65,6 +66,58 @@ class SentenceTransformerEmbedder(BatchedEmbedder):
         encoded = self._tokenizer(self._passage_prefix + text, add_special_tokens=False, verbose=False)
         return len(encoded["input_ids"])
 
+    def embed_passage_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[Span]]
+    ) -> tuple[Vectors, Vectors]:
+        """Late chunking (:class:`qa.embed.base.SpanEmbedder`): the token states of one
+        pass, pooled as the model pools them (the mean over every token, special tokens
+        included, then normalized) for the whole text, and over the tokens that lie
+        inside each span for the span."""
+        passages = np.empty((len(texts), self.dimension), dtype=np.float32)
+        pooled = np.empty((sum(len(s) for s in spans), self.dimension), dtype=np.float32)
+        if not texts:
+            return passages, pooled
+        prefix = self._passage_prefix
+        with self._lock:
+            states = self._model.encode(
+                list(texts),
+                prompt=prefix,
+                batch_size=self._batch_size,
+                output_value="token_embeddings",
+                show_progress_bar=False,
+            )
+            # The same tokens encode() made (the prompt is put in front of the text), with
+            # where each lies in the text: offsets of (0, 0) are the special tokens.
+            offsets = [
+                self._tokenizer(
+                    prefix + text,
+                    return_offsets_mapping=True,
+                    truncation=True,
+                    max_length=self._model.max_seq_length,
+                    verbose=False,
+                )["offset_mapping"]
+                for text in texts
+            ]
+        row = 0
+        for index, (state, text_offsets, text_spans) in enumerate(zip(states, offsets, spans, strict=True)):
+            tokens = state.float().cpu().numpy()
+            if len(text_offsets) != len(tokens):
+                raise ConfigError(
+                    f"the tokenizer made {len(text_offsets)} tokens of a passage the model saw as "
+                    f"{len(tokens)}: this model cannot pool sentences from its chunks; set "
+                    "embedding.vectors = 'sentences'"
+                )
+            passages[index] = _unit(tokens.mean(axis=0))
+            bounds = np.asarray(text_offsets, dtype=np.int64).reshape(-1, 2) - len(prefix)
+            real = bounds[:, 1] > bounds[:, 0]
+            for start, end in text_spans:
+                inside = real & (bounds[:, 0] >= start) & (bounds[:, 1] <= end)
+                # A span cut off by the model's window has no tokens: it gets the whole
+                # passage's vector, the nearest thing to it the pass made.
+                pooled[row] = _unit(tokens[inside].mean(axis=0)) if inside.any() else passages[index]
+                row += 1
+        return passages, pooled
+
     def _encode(self, texts: list[str], *, is_query: bool) -> Vectors:
         vectors = self._model.encode(
             texts,
@@ -75,6 +128,11 @@ class SentenceTransformerEmbedder(BatchedEmbedder):
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _unit(vector: Vectors) -> Vectors:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
 
 
 def read_model_id(folder: Path) -> str | None:

@@ -22,9 +22,15 @@ Nothing is lost silently:
   --allow-removals``); nothing is published.
 - The version served when the run began stays on disk through the run's last
   publish (the update's, then each merge's) and after it, beside the newest ones.
-- Before embedding, the run estimates the bytes the new segment needs and refuses when
-  the disk clearly has less; a full disk while writing is one :class:`DiskFullError`
-  and leaves the served version in place.
+- Before embedding, the run estimates the bytes the new segment (and the checkpoints)
+  need and refuses when the disk clearly has less; a full disk while writing is one
+  :class:`DiskFullError` and leaves the served version in place.
+- A run killed or failed after hours of embedding resumes: what it embedded is kept in
+  checkpoints (``qa.ingest.checkpoints``) every ``reindex.checkpoint_every`` documents
+  or ``reindex.checkpoint_seconds``, and the next run restores those documents instead
+  of embedding them again (``resumed`` in the summary). A resumed run publishes the
+  same documents, in the same order, with the same vectors, as one never interrupted;
+  the checkpoints go once the update is published.
 
 ``qa reindex`` turns a run with skipped input into exit status 3 (published, but input
 was skipped) unless ``--allow-skips``; this module only counts them.
@@ -52,11 +58,12 @@ from qa import __version__
 from qa.config import Settings
 from qa.embed.base import Embedder
 from qa.errors import DiskFullError, IndexUnavailableError, RemovalRefusedError, SourceError
+from qa.ingest.checkpoints import Checkpoints, discard_checkpoints
 from qa.ingest.collect import Collected, collect
 from qa.ingest.copies import CopyGrouper
 from qa.ingest.engines.base import IndexingEngine
 from qa.ingest.engines.local import LocalEngine
-from qa.ingest.indexed import content_hash, reindexed_document
+from qa.ingest.indexed import content_hash, indexed_document, reindexed_document
 from qa.ingest.sources import read_articles
 from qa.ingest.web.crawl import CrawlSummary
 from qa.records import Article, Manifest
@@ -90,6 +97,9 @@ class BuildSummary:
     # Chunks and sentences embedded, and how many a second the update took them in.
     texts_embedded: int
     texts_per_second: float
+    # Documents restored from the checkpoints of an interrupted run, not embedded again
+    # (nor counted in chunks_embedded and texts_embedded).
+    resumed: int
     skipped: int
     # Served articles not in the readable source, kept because input was skipped.
     kept_unread: int
@@ -115,6 +125,8 @@ class BuildSummary:
 CHARS_PER_TEXT = 150
 VECTOR_BYTES_PER_DIMENSION = 3
 TEXT_COPIES = 2
+# The checkpoints hold a float32 copy of every vector embedded until the update is published.
+CHECKPOINT_BYTES_PER_DIMENSION = 4
 
 
 @dataclass
@@ -124,6 +136,7 @@ class _Counts:
     unchanged: int = 0
     chunks_embedded: int = 0
     texts_embedded: int = 0
+    resumed: int = 0
 
 
 def build_index(
@@ -147,6 +160,8 @@ def build_index(
     Served articles the source lacks are removed by the rules of the module docstring:
     none while input is skipped, and no more than ``reindex.max_removed_share`` of
     them unless ``allow_removals`` (else :class:`RemovalRefusedError`).
+    What an interrupted run of the same build embedded is restored from its checkpoints,
+    not embedded again (``qa.ingest.checkpoints``).
     """
     started = time.perf_counter()
     if not isinstance(engine, IndexingEngine):
@@ -193,27 +208,35 @@ def build_index(
             # Nothing to publish (a watch round over an unchanged site): the served
             # version stays, rather than a new one of the same content.
             print("no change: the served version stays", file=sys.stderr)
+            # Whatever an interrupted run checkpointed is served already, or gone from the source.
+            discard_checkpoints(index_path)
             return _summary(index_path, previous.manifest, counts, 0.0, report, removed, kept_unread,
                             full_rebuild, engine, 0, started)  # fmt: skip
-        _check_space(index_path, changed, info.dimension)
+        resume = _resume(index_path, info, settings, changed)
+        _check_space(index_path, changed, info.dimension, resume.to_embed)
         embedding_started = time.perf_counter()
-        with tqdm(total=len(changed), desc="indexing", unit="doc", disable=not show, file=sys.stderr) as bar:
-            manifest = publish_update(
-                index_path,
-                info,
-                settings.index,
-                previous=previous,
-                documents=_grouped(
-                    _counted(engine.documents(changed), hashes, counts, bar),
-                    settings,
-                    previous,
-                    run=changed,
+        try:
+            # Starting at the restored: the bar's rate and ETA are of what is left to embed.
+            with tqdm(total=len(changed), initial=resume.restored, desc="indexing", unit="doc",
+                      disable=not show, file=sys.stderr) as bar:  # fmt: skip
+                fresh = engine.documents(resume.to_embed) if resume.to_embed else iter(())
+                documents = _in_run_order(changed, resume, fresh, hashes, counts, bar)
+                manifest = publish_update(
+                    index_path,
+                    info,
+                    settings.index,
+                    previous=previous,
+                    documents=_grouped(documents, settings, previous, run=changed, removed=removed),
                     removed=removed,
-                ),
-                removed=removed,
-                source_digest=digest,
-                keep=keep,
-            )
+                    source_digest=digest,
+                    keep=keep,
+                )
+        except BaseException:
+            # A failed or interrupted run (Ctrl-C included) keeps what it embedded for the next.
+            _keep_checkpoints(resume.checkpoints)
+            raise
+        # Published: the checkpoints are of no more use, and the disk they take is the index's.
+        discard_checkpoints(index_path)
         embedding_seconds = time.perf_counter() - embedding_started
         manifest, merges = _merge(index_path, manifest, settings, info, previous, keep)
     if full_rebuild:
@@ -248,6 +271,7 @@ def _summary(
         chunks_embedded=counts.chunks_embedded,
         texts_embedded=counts.texts_embedded,
         texts_per_second=round(counts.texts_embedded / max(embedding_seconds, 1e-9), 1),
+        resumed=counts.resumed,
         skipped=len(report.problems),
         kept_unread=len(kept_unread),
         segments=len(manifest.segments),
@@ -276,7 +300,10 @@ def ingest(
     Build each document with :func:`qa.ingest.indexed.indexed_document`; its vectors must be
     unit vectors of ``model``, made with the settings' chunking.
     """
-    info = BuildInfo(model, dimension, settings.chunking.max_tokens, settings.chunking.overlap_tokens)
+    chunking = settings.chunking
+    info = BuildInfo(
+        model, dimension, chunking.max_tokens, chunking.overlap_tokens, settings.embedding.vectors
+    )
     with index_lock(index_path):
         keep = (index_path.resolve().name,) if index_path.exists() else ()
         previous, full_rebuild = _reusable_version(index_path, info, settings)
@@ -318,7 +345,8 @@ def ensure_index(source: Path, index_path: Path, settings: Settings, embedder: E
 
 def _build_info(settings: Settings, engine: IndexingEngine | Embedder) -> BuildInfo:
     chunking = settings.chunking
-    return BuildInfo(engine.model_id, engine.dimension, chunking.max_tokens, chunking.overlap_tokens)
+    return BuildInfo(engine.model_id, engine.dimension, chunking.max_tokens, chunking.overlap_tokens,
+                     settings.embedding.vectors)  # fmt: skip
 
 
 def _incompatibility(manifest: Manifest, info: BuildInfo) -> str | None:
@@ -332,6 +360,8 @@ def _incompatibility(manifest: Manifest, info: BuildInfo) -> str | None:
             f"the chunking changed from {manifest.max_tokens}/{manifest.overlap_tokens} "
             f"to {info.max_tokens}/{info.overlap_tokens} tokens"
         )
+    if manifest.vectors != info.vectors:
+        return f"embedding.vectors changed from {manifest.vectors!r} to {info.vectors!r}"
     return None
 
 
@@ -433,13 +463,19 @@ def _removals(
     return unread, set()
 
 
-def _check_space(index_path: Path, articles: Sequence[Article], dimension: int) -> None:
-    """Refuse, before embedding, an update the disk clearly has no room for."""
+def _check_space(
+    index_path: Path, articles: Sequence[Article], dimension: int, to_embed: Sequence[Article]
+) -> None:
+    """Refuse, before embedding, an update the disk clearly has no room for: the new
+    segment of ``articles``, and the checkpoints of those ``to_embed`` (the others are
+    on disk already)."""
     if not articles:
         return
     characters = sum(len(a.text) for a in articles)
     text_bytes = sum(len(a.text.encode()) + len(a.title.encode()) for a in articles)
     needed = TEXT_COPIES * text_bytes + characters // CHARS_PER_TEXT * dimension * VECTOR_BYTES_PER_DIMENSION
+    checkpointed = sum(len(a.text) for a in to_embed) // CHARS_PER_TEXT
+    needed += checkpointed * dimension * CHECKPOINT_BYTES_PER_DIMENSION
     folder = versions_dir(index_path)
     free = free_bytes(folder)
     if free < needed:
@@ -450,19 +486,88 @@ def _check_space(index_path: Path, articles: Sequence[Article], dimension: int) 
         )
 
 
-def _counted(
-    documents: Iterable[IndexedDocument], hashes: dict[str, str], counts: _Counts, bar: tqdm[None]
+@dataclass(frozen=True)
+class _Resume:
+    """The articles of a run against the checkpoints of interrupted runs of the same build."""
+
+    checkpoints: Checkpoints
+    # Each article's content hash, and whether the checkpoints hold it.
+    digests: list[str]
+    restorable: list[bool]
+    # The others, in the run's order: what the engine embeds.
+    to_embed: list[Article]
+
+    @property
+    def restored(self) -> int:
+        return len(self.digests) - len(self.to_embed)
+
+
+def _resume(index_path: Path, info: BuildInfo, settings: Settings, changed: Sequence[Article]) -> _Resume:
+    """Open the build's checkpoints and find which of the ``changed`` articles they
+    hold; says on stderr what a resume restores, and what it found damaged or stale."""
+    checkpoints = Checkpoints.open(
+        index_path,
+        info,
+        every=settings.reindex.checkpoint_every,
+        seconds=settings.reindex.checkpoint_seconds,
+    )
+    for problem in checkpoints.problems:
+        print(problem, file=sys.stderr)
+    digests = [content_hash(article) for article in changed]
+    restorable = [digest in checkpoints for digest in digests]
+    to_embed = [article for article, held in zip(changed, restorable, strict=True) if not held]
+    resume = _Resume(checkpoints, digests, restorable, to_embed)
+    if resume.restored:
+        print(
+            f"resuming: {resume.restored} of {len(changed)} articles already embedded in checkpoints "
+            "of an interrupted run",
+            file=sys.stderr,
+        )
+    return resume
+
+
+def _in_run_order(
+    changed: Sequence[Article],
+    resume: _Resume,
+    fresh: Iterator[IndexedDocument],
+    hashes: dict[str, str],
+    counts: _Counts,
+    bar: tqdm[None],
 ) -> Iterator[IndexedDocument]:
-    """The documents, counted and shown on the progress bar as they come."""
-    for document in documents:
-        if document.article.doc_id in hashes:
+    """The documents of ``changed`` in its order, each restored from the checkpoints or
+    the next of ``fresh`` (the engine's, of ``resume.to_embed``, in the same order), so
+    that a resumed run writes exactly what an uninterrupted one would. Fresh documents
+    are checkpointed before they are handed on, counted and shown on the progress bar."""
+    checkpoints = resume.checkpoints
+    for article, digest, held in zip(changed, resume.digests, resume.restorable, strict=True):
+        if article.doc_id in hashes:
             counts.updated += 1
         else:
             counts.added += 1
+        restored = checkpoints.restore(digest) if held else None
+        if restored is not None:
+            counts.resumed += 1
+            yield indexed_document(article, digest, *restored)
+            continue
+        document = next(fresh)
+        checkpoints.add(document)
         counts.chunks_embedded += len(document.chunks)
-        counts.texts_embedded += len(document.chunks) + len(document.sentences)
+        counts.texts_embedded += document.texts_embedded
         bar.update()
         yield document
+
+
+def _keep_checkpoints(checkpoints: Checkpoints) -> None:
+    """Write what a failing run has embedded since its last checkpoint. A failure here
+    (the disk that failed the run, full) costs those documents only: the run's own
+    error is the one reported."""
+    try:
+        checkpoints.flush()
+    except (OSError, ValueError) as exc:
+        print(
+            f"the last checkpoint could not be written ({exc}); its documents are embedded again",
+            file=sys.stderr,
+        )
 
 
 def _grouped(

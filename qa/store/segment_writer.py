@@ -85,6 +85,9 @@ class IndexedDocument:
     # keeps them as a string and bytes, for answering and for the next reindex.
     copy_group: str | None = None
     signature: bytes = b""
+    # Texts the engine embedded for it: 0 where its vectors were reused (an exact copy
+    # of an article embedded before, a checkpoint); not stored.
+    texts_embedded: int = 0
 
 
 def vector_factory(chunks: int, settings: IndexSettings) -> tuple[str, str]:

@@ -65,6 +65,8 @@ class BuildInfo:
     dimension: int
     max_tokens: int
     overlap_tokens: int
+    # embedding.vectors: how the chunk and sentence vectors were made.
+    vectors: str = "separate"
 
 
 def versions_dir(path: Path) -> Path:
@@ -146,7 +148,9 @@ def publish_merge(
     merged = [view for view in index.views if view.info.name in names]
     kept = [view.info for view in index.views if view.info.name not in names]
     manifest = index.manifest
-    info = BuildInfo(manifest.model, manifest.dimension, manifest.max_tokens, manifest.overlap_tokens)
+    info = BuildInfo(
+        manifest.model, manifest.dimension, manifest.max_tokens, manifest.overlap_tokens, manifest.vectors
+    )
 
     documents = (rewritten(s) for view in merged for s in view.segment.stored_documents(view.deleted))
     with _disk_full_as_error(path):
@@ -223,6 +227,7 @@ def _publish(
             next_chunk_id=next_chunk,
             next_sentence_id=next_sentence,
             average_lengths=averages or (stats.average_lengths if stats.documents else None),
+            vectors=info.vectors,
             **counts,
         )
         (staging / DELETED).write_text(json.dumps({k: sorted(v) for k, v in deleted.items()}) + "\n", "utf-8")
