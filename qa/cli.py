@@ -248,6 +248,12 @@ def add_reindex_arguments(parser: argparse.ArgumentParser, *, watching: bool = F
         help=f"exit 0, not {EXIT_SKIPPED}, when files or lines were skipped (the version is published "
         "either way, and served articles not read are kept)",
     )
+    parser.add_argument(
+        "--publish-as-you-go",
+        action="store_true",
+        help="publish every reindex.checkpoint_every articles as an update of its own, so that a "
+        "first build answers from its first articles on (not for a full rebuild of a served index)",
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -327,6 +333,7 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
             strict=args.strict,
             progress=False if args.no_progress else None,
             allow_removals=args.allow_removals,
+            publish_as_you_go=args.publish_as_you_go,
         )
     print(json.dumps(dataclasses.asdict(summary), ensure_ascii=False))
     if summary.skipped and not args.allow_skips:

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import sys
 import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -148,6 +149,7 @@ def build_index(
     strict: bool = False,
     progress: bool | None = None,
     allow_removals: bool = False,
+    publish_as_you_go: bool = False,
 ) -> BuildSummary:
     """Index the articles of ``source`` (one source or several: folders, files, URLs;
     see :mod:`qa.ingest.collect`) into a new version published at ``index_path``,
@@ -161,7 +163,9 @@ def build_index(
     none while input is skipped, and no more than ``reindex.max_removed_share`` of
     them unless ``allow_removals`` (else :class:`RemovalRefusedError`).
     What an interrupted run of the same build embedded is restored from its checkpoints,
-    not embedded again (``qa.ingest.checkpoints``).
+    not embedded again (``qa.ingest.checkpoints``). With ``publish_as_you_go`` every
+    ``reindex.checkpoint_every`` documents are published as an update of their own, so
+    that a first build answers from its first articles on.
     """
     started = time.perf_counter()
     if not isinstance(engine, IndexingEngine):
@@ -212,6 +216,12 @@ def build_index(
             discard_checkpoints(index_path)
             return _summary(index_path, previous.manifest, counts, 0.0, report, removed, kept_unread,
                             full_rebuild, engine, 0, started)  # fmt: skip
+        if publish_as_you_go and full_rebuild and served:
+            raise RemovalRefusedError(
+                f"{index_path}: this is a full rebuild ({full_rebuild}), and publishing as it goes "
+                f"would serve only part of the {len(served)} served articles until it ends; nothing "
+                "was published. Run it without --publish-as-you-go"
+            )
         resume = _resume(index_path, info, settings, changed)
         _check_space(index_path, changed, info.dimension, resume.to_embed)
         embedding_started = time.perf_counter()
@@ -220,17 +230,22 @@ def build_index(
             with tqdm(total=len(changed), initial=resume.restored, desc="indexing", unit="doc",
                       disable=not show, file=sys.stderr) as bar:  # fmt: skip
                 fresh = engine.documents(resume.to_embed) if resume.to_embed else iter(())
-                documents = _in_run_order(changed, resume, fresh, hashes, counts, bar)
-                manifest = publish_update(
-                    index_path,
-                    info,
-                    settings.index,
-                    previous=previous,
-                    documents=_grouped(documents, settings, previous, run=changed, removed=removed),
+                documents = _grouped(
+                    _in_run_order(changed, resume, fresh, hashes, counts, bar),
+                    settings,
+                    previous,
+                    run=changed,
                     removed=removed,
-                    source_digest=digest,
-                    keep=keep,
                 )
+                if publish_as_you_go:
+                    manifest, merges = _publish_in_steps(
+                        index_path, info, settings, previous, documents, len(changed), removed, digest, keep
+                    )
+                else:
+                    manifest = publish_update(
+                        index_path, info, settings.index, previous=previous, documents=documents,
+                        removed=removed, source_digest=digest, keep=keep,
+                    )  # fmt: skip
         except BaseException:
             # A failed or interrupted run (Ctrl-C included) keeps what it embedded for the next.
             _keep_checkpoints(resume.checkpoints)
@@ -238,11 +253,48 @@ def build_index(
         # Published: the checkpoints are of no more use, and the disk they take is the index's.
         discard_checkpoints(index_path)
         embedding_seconds = time.perf_counter() - embedding_started
-        manifest, merges = _merge(index_path, manifest, settings, info, previous, keep)
+        if not publish_as_you_go:
+            manifest, merges = _merge(index_path, manifest, settings, info, previous, keep)
     if full_rebuild:
         print(f"full rebuild: {full_rebuild}", file=sys.stderr)
     return _summary(index_path, manifest, counts, embedding_seconds, report, removed, kept_unread,
                     full_rebuild, engine, merges, started)  # fmt: skip
+
+
+def _publish_in_steps(
+    index_path: Path,
+    info: BuildInfo,
+    settings: Settings,
+    previous: Index | None,
+    documents: Iterator[IndexedDocument],
+    total: int,
+    removed: Collection[str],
+    digest: str,
+    keep: Sequence[str],
+) -> tuple[Manifest, int]:
+    """Publish ``documents`` (``total`` of them) as updates of ``reindex.checkpoint_every``
+    documents each, merging after each one as a run does; the removals go with the first,
+    and the source's digest with the last (an update before it holds only part of the
+    source). Returns the last manifest and the merges made."""
+    every = settings.reindex.checkpoint_every
+    merges = 0
+    published = 0
+    opened: Index | None = None  # the version of the last step, opened here
+    while True:
+        step = min(every, total - published)
+        last = published + step >= total
+        manifest = publish_update(
+            index_path, info, settings.index, previous=previous, documents=itertools.islice(documents, step),
+            removed=removed if not published else (), source_digest=digest if last else "", keep=keep,
+        )  # fmt: skip
+        manifest, made = _merge(index_path, manifest, settings, info, previous, keep)
+        merges += made
+        published += step
+        if opened is not None:
+            opened.close()
+        if last:
+            return manifest, merges
+        previous = opened = load_index(index_path, settings.index, model=info.model, dimension=info.dimension)
 
 
 def _summary(

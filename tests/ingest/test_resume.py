@@ -22,10 +22,12 @@ import numpy as np
 import pytest
 
 import qa.ingest.engines.local
+import qa.ingest.pipeline
+import qa.store.versions
 from qa.cli import main
 from qa.config import IndexSettings, Settings, load_settings
 from qa.embed.base import Embedder
-from qa.errors import ConfigError
+from qa.errors import ConfigError, RemovalRefusedError
 from qa.ingest.checkpoints import Checkpoints, build_key, checkpoints_root
 from qa.ingest.engines.local import LocalEngine
 from qa.ingest.indexed import content_hash
@@ -402,3 +404,46 @@ def test_a_checkpoint_restores_exactly_what_was_added_and_skips_what_is_damaged(
 def test_checkpoint_settings_must_be_positive(variable: str, value: str) -> None:
     with pytest.raises(ConfigError, match=r"reindex\.checkpoint_every must be at least 1"):
         load_settings(CONFIG, environ={variable: value})
+
+
+def test_publishing_as_it_goes_serves_each_step_and_ends_with_what_one_publish_does(
+    tmp_path: Path, base_settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "corpus.jsonl"
+    write_corpus(source, ant_records(12))
+    settings = base_settings.replace({"reindex.checkpoint_every": EVERY})
+    whole = build_index(source, tmp_path / "whole", settings, embedder, progress=False)
+    published: list[int] = []
+    publish = qa.store.versions.publish_update
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        manifest = publish(*args, **kwargs)
+        published.append(manifest.documents)
+        return manifest
+
+    monkeypatch.setattr(qa.ingest.pipeline, "publish_update", counted)
+    steps = build_index(
+        source, tmp_path / "steps", settings, embedder, progress=False, publish_as_you_go=True
+    )
+    assert published == [5, 10, 12]  # each step served as it was made
+    assert (steps.documents, steps.chunks, steps.sentences) == (
+        whole.documents,
+        whole.chunks,
+        whole.sentences,
+    )
+    mine = served_documents(open_index(tmp_path / "steps", embedder))
+    theirs = served_documents(open_index(tmp_path / "whole", embedder))
+    assert mine.keys() == theirs.keys()
+    for doc_id, document in mine.items():
+        assert (document.chunks, document.sentences) == (theirs[doc_id].chunks, theirs[doc_id].sentences)
+        assert np.array_equal(document.sentence_vectors, theirs[doc_id].sentence_vectors)
+    # The last step carries the source's digest: a run over the same source publishes nothing.
+    again = build_index(
+        source, tmp_path / "steps", settings, embedder, progress=False, publish_as_you_go=True
+    )
+    assert (again.texts_embedded, published) == (0, [5, 10, 12])
+
+    # A full rebuild of a served index would serve part of it for hours: refused.
+    rechunked = settings.replace({"chunking.max_tokens": 128})
+    with pytest.raises(RemovalRefusedError, match=r"full rebuild .*without --publish-as-you-go"):
+        build_index(source, tmp_path / "steps", rechunked, embedder, progress=False, publish_as_you_go=True)
