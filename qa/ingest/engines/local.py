@@ -42,7 +42,7 @@ from qa.types import Vectors
 # corpus, some 20 s on 2 cores, so progress still shows.
 GROUP_SIZE = 256
 # The vectors of recently embedded articles kept to be reused by an exact copy: copies
-# of a story are filed close together in time, and 64 MB holds some 7,000 ANT articles.
+# of a story are filed close together in time, and 64 MB holds some 6,500 ANT articles.
 COPY_CACHE_BYTES = 64 * 1024 * 1024
 
 
