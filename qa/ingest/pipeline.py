@@ -169,7 +169,7 @@ def build_index(
     """
     started = time.perf_counter()
     if not isinstance(engine, IndexingEngine):
-        engine = LocalEngine(engine, settings.chunking)
+        engine = LocalEngine(engine, settings.chunking, settings.embedding.vectors)
     sources = [source] if isinstance(source, Path | str) else list(source)
     info = _build_info(settings, engine)
     counts = _Counts()

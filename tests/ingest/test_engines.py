@@ -3,6 +3,9 @@ the local engine makes each way of vectors (embedding.vectors) and embeds a copy
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -12,7 +15,9 @@ from qa.embed.base import Embedder
 from qa.errors import ConfigError
 from qa.ingest.engines.local import LocalEngine
 from qa.ingest.engines.registry import ENGINES, open_engine
+from qa.ingest.pipeline import build_index
 from qa.records import Article
+from qa.store.index import read_manifest
 from qa.text.chunk import embedding_text, sentence_embedding_texts
 from qa.types import Vectors
 
@@ -98,3 +103,15 @@ def test_late_mode_embeds_each_chunk_once_and_pools_its_sentences(st_embedder: E
 def test_late_mode_needs_an_engine_that_shows_its_token_states(embedder: Embedder) -> None:
     with pytest.raises(ConfigError, match=r"embedding\.vectors = 'late'.*sentence-transformers"):
         LocalEngine(embedder, ChunkingSettings(), "late")
+
+
+def test_a_build_given_an_embedder_makes_vectors_the_way_the_settings_say(
+    tmp_path: Path, sample_settings: Settings, embedder: Embedder
+) -> None:
+    source = tmp_path / "a.jsonl"
+    records = [{"id": a.doc_id, "title": a.title, "text": a.text} for a in _articles()[:2]]
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
+    separate = sample_settings.replace({"embedding.vectors": "separate"})
+    summary = build_index(source, tmp_path / "index", separate, embedder, progress=False)
+    assert summary.texts_embedded == summary.chunks + summary.sentences
+    assert read_manifest(tmp_path / "index").vectors == "separate"

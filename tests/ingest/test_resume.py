@@ -255,7 +255,8 @@ def test_checkpoints_of_other_settings_and_damaged_ones_are_not_used(
     write_corpus(source, ant_records(6))
     articles = read_articles(source).articles
     info = build_info(embedder, sample_settings)
-    fake = list(LocalEngine(RandomEmbedder(embedder, 1), sample_settings.chunking).documents(articles))
+    engine = LocalEngine(RandomEmbedder(embedder, 1), sample_settings.chunking, "sentences")
+    fake = list(engine.documents(articles))
     # Two checkpoints of this build (the second then cut short), and one of another chunking.
     store = Checkpoints.open(index, info, every=3, seconds=1e9)
     for document in fake:
@@ -265,7 +266,8 @@ def test_checkpoints_of_other_settings_and_damaged_ones_are_not_used(
     cut.write_bytes(cut.read_bytes()[:-100])
     other = dataclasses.replace(info, max_tokens=128)
     stale = Checkpoints(checkpoints_root(index) / build_key(other), other, every=10, seconds=1e9)
-    for document in LocalEngine(RandomEmbedder(embedder, 2), sample_settings.chunking).documents(articles):
+    other_engine = LocalEngine(RandomEmbedder(embedder, 2), sample_settings.chunking, "sentences")
+    for document in other_engine.documents(articles):
         stale.add(document)
     stale.flush()
     assert len(list(checkpoints_root(index).iterdir())) == 2

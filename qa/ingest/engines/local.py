@@ -51,7 +51,7 @@ class LocalEngine(IndexingEngine):
 
     name = "local"
 
-    def __init__(self, embedder: Embedder, chunking: ChunkingSettings, vectors: str = "sentences") -> None:
+    def __init__(self, embedder: Embedder, chunking: ChunkingSettings, vectors: str) -> None:
         if vectors == "late" and not isinstance(embedder, SpanEmbedder):
             raise ConfigError(
                 "embedding.vectors = 'late' pools sentence vectors from the token states of the chunk pass, "
