@@ -46,6 +46,12 @@ class Embedder(Protocol):
         ...
 
 
+def unit_rows(rows: Vectors) -> Vectors:
+    """The rows scaled to unit length (a zero row stays zero), as float32."""
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return np.ascontiguousarray(rows / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
 # A character range of a passage: [start, end).
 Span = tuple[int, int]
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from qa.config import EmbeddingSettings
-from qa.embed.base import BatchedEmbedder, Span
+from qa.embed.base import BatchedEmbedder, Span, unit_rows
 from qa.errors import ConfigError
 from qa.types import Vectors
 
@@ -107,14 +107,18 @@ class SentenceTransformerEmbedder(BatchedEmbedder):
                     f"{len(tokens)}: this model cannot pool sentences from its chunks; set "
                     "embedding.vectors = 'sentences'"
                 )
-            passages[index] = _unit(tokens.mean(axis=0))
+            passages[index] = unit_rows(tokens.mean(axis=0, keepdims=True))[0]
             bounds = np.asarray(text_offsets, dtype=np.int64).reshape(-1, 2) - len(prefix)
             real = bounds[:, 1] > bounds[:, 0]
             for start, end in text_spans:
                 inside = real & (bounds[:, 0] >= start) & (bounds[:, 1] <= end)
                 # A span cut off by the model's window has no tokens: it gets the whole
                 # passage's vector, the nearest thing to it the pass made.
-                pooled[row] = _unit(tokens[inside].mean(axis=0)) if inside.any() else passages[index]
+                pooled[row] = (
+                    unit_rows(tokens[inside].mean(axis=0, keepdims=True))[0]
+                    if inside.any()
+                    else passages[index]
+                )
                 row += 1
         return passages, pooled
 
@@ -128,11 +132,6 @@ class SentenceTransformerEmbedder(BatchedEmbedder):
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
-
-
-def _unit(vector: Vectors) -> Vectors:
-    norm = float(np.linalg.norm(vector))
-    return vector / norm if norm > 0 else vector
 
 
 def read_model_id(folder: Path) -> str | None:

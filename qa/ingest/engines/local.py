@@ -27,7 +27,7 @@ from functools import cached_property
 import numpy as np
 
 from qa.config import ChunkingSettings, Settings
-from qa.embed.base import Embedder, SpanEmbedder
+from qa.embed.base import Embedder, SpanEmbedder, unit_rows
 from qa.embed.registry import make_embedder
 from qa.errors import ConfigError
 from qa.ingest.engines.base import IndexingEngine
@@ -131,24 +131,20 @@ class LocalEngine(IndexingEngine):
             return []
         if self._vectors == "late":
             assert isinstance(self._embedder, SpanEmbedder)
-            texts = [embedding_text(item.article, chunk) for item in items for chunk in item.chunks]
-            spans = [item.sentence_spans(chunk) for item in items for chunk in item.chunks]
+            texts = [text for item in items for text in item.chunk_texts]
+            spans = [chunk_spans for item in items for chunk_spans in item.sentence_spans()]
             chunk_rows, span_rows = self._embedder.embed_passage_spans(texts, spans)
             out, chunk_row, span_row = [], 0, 0
             for item in items:
-                taken = sum(len(s) for s in spans[chunk_row : chunk_row + len(item.chunks)])
+                taken = sum(len(members) for members in item.members)
                 out.append((chunk_rows[chunk_row : chunk_row + len(item.chunks)],
                             item.sentences_from_spans(span_rows[span_row : span_row + taken])))  # fmt: skip
                 chunk_row += len(item.chunks)
                 span_row += taken
             return out
-        sentence_texts = [
-            text for item in items for text in sentence_embedding_texts(item.article, item.sentences)
-        ]
+        sentence_texts = [text for item in items for text in item.sentence_texts]
         chunk_texts = (
-            [embedding_text(item.article, chunk) for item in items for chunk in item.chunks]
-            if self._vectors == "separate"
-            else []
+            [text for item in items for text in item.chunk_texts] if self._vectors == "separate" else []
         )
         rows = self._embedder.embed_passages(chunk_texts + sentence_texts)
         out, chunk_row, sentence_row = [], 0, len(chunk_texts)
@@ -174,45 +170,55 @@ class _Pending:
     sentences: Sequence[Sentence]
 
     @cached_property
+    def chunk_texts(self) -> list[str]:
+        """What the embedder sees for each chunk: its context, then its text."""
+        return [embedding_text(self.article, chunk) for chunk in self.chunks]
+
+    @cached_property
+    def sentence_texts(self) -> list[str]:
+        """What the embedder sees for each sentence: the title, then the sentence."""
+        return sentence_embedding_texts(self.article, self.sentences)
+
+    @cached_property
     def key(self) -> str:
         """What the article's vectors are made of: its embedded texts, whitespace runs
         made one space, so that a copy filed again (spaced another way) shares them."""
-        texts = [embedding_text(self.article, c) for c in self.chunks]
-        texts += sentence_embedding_texts(self.article, self.sentences)
         shape = f"{len(self.chunks)} {len(self.sentences)}\x1f"
-        return hashlib.sha256((shape + "\x1f".join(" ".join(t.split()) for t in texts)).encode()).hexdigest()
+        texts = "\x1f".join(" ".join(t.split()) for t in [*self.chunk_texts, *self.sentence_texts])
+        return hashlib.sha256((shape + texts).encode()).hexdigest()
 
-    def members(self, chunk: Chunk) -> list[int]:
-        """The sentences (their positions) that a chunk is made of."""
-        return [i for i, s in enumerate(self.sentences) if s.start >= chunk.start and s.end <= chunk.end]
+    @cached_property
+    def members(self) -> list[list[int]]:
+        """For each chunk, the sentences (their positions) it is made of."""
+        return [
+            [i for i, s in enumerate(self.sentences) if s.start >= chunk.start and s.end <= chunk.end]
+            for chunk in self.chunks
+        ]
 
-    def sentence_spans(self, chunk: Chunk) -> list[tuple[int, int]]:
-        """Where the chunk's sentences lie in its embedded text (context first, then the chunk)."""
-        offset = len(embedding_text(self.article, chunk)) - (chunk.end - chunk.start)
-        return [(self.sentences[i].start - chunk.start + offset, self.sentences[i].end - chunk.start + offset)
-                for i in self.members(chunk)]  # fmt: skip
+    def sentence_spans(self) -> list[list[tuple[int, int]]]:
+        """For each chunk, where its sentences lie in its embedded text (context first,
+        then the chunk)."""
+        spans = []
+        for chunk, text, members in zip(self.chunks, self.chunk_texts, self.members, strict=True):
+            offset = len(text) - (chunk.end - chunk.start) - chunk.start
+            spans.append(
+                [(self.sentences[i].start + offset, self.sentences[i].end + offset) for i in members]
+            )
+        return spans
 
     def sentences_from_spans(self, pooled: Vectors) -> Vectors:
         """Each sentence's vector from those its chunks pooled for it: the mean, where
         the overlap put it in two."""
         total = np.zeros((len(self.sentences), pooled.shape[1]), dtype=np.float32)
-        row = 0
-        for chunk in self.chunks:
-            for i in self.members(chunk):
-                total[i] += pooled[row]
-                row += 1
-        return _unit_rows(total)
+        for row, i in enumerate(i for members in self.members for i in members):
+            total[i] += pooled[row]
+        return unit_rows(total)
 
     def chunks_from_sentences(self, sentence_vectors: Vectors) -> Vectors:
         """Each chunk's vector: the mean of its sentences' vectors, normalized."""
         if not self.chunks:
             return np.empty((0, sentence_vectors.shape[1]), dtype=np.float32)
-        return _unit_rows(np.stack([sentence_vectors[self.members(c)].mean(axis=0) for c in self.chunks]))
-
-
-def _unit_rows(rows: Vectors) -> Vectors:
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return np.ascontiguousarray(rows / np.maximum(norms, 1e-12), dtype=np.float32)
+        return unit_rows(np.stack([sentence_vectors[members].mean(axis=0) for members in self.members]))
 
 
 class _CopyCache:
