@@ -66,6 +66,9 @@ DEV_QUESTIONS = SHARED / "dev" / "questions.jsonl"
 KILL_AT = 0.5
 # reindex.checkpoint_every's default: about 20 checkpoints a build of the whole archive.
 CHECKPOINT_EVERY = 500
+BUILDS = ("before", "now", "resumed")
+# The measures whose now / before the targets are about.
+RATIOS = ("wall s", "texts embedded per article", "tokens embedded per source token")
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backend", default="", help="embedding.index_backend of every build")
     parser.add_argument("--out", type=Path, default=REPO / "indexes" / "bench-archive")
     parser.add_argument("--no-dev", action="store_true", help="skip the dev set's two builds")
+    parser.add_argument(
+        "--builds", default=",".join(BUILDS),
+        help="builds to run, of before,now,resumed (resumed needs now); the others' cells stay empty",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    builds = [name.strip() for name in args.builds.split(",") if name.strip()]
+    if not builds or set(builds) - set(BUILDS) or ("resumed" in builds and "now" not in builds):
+        parser.error(f"--builds takes some of {','.join(BUILDS)}, and resumed only with now")
 
     settings = load_settings(REPO / "config.toml")
     if args.backend:
@@ -119,16 +129,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     environ = {"QA_EMBEDDING_INDEX_BACKEND": settings.embedding.engine("index")}
     total = len(articles)
-    before = _build("before", source, args.out, "separate", environ, total)
-    now = _build("now", source, args.out, vectors, environ, total)
-    lost = _build_killed(source, args.out, vectors, environ, now)
-    resumed = _build("resumed", source, args.out, vectors, environ, total)
+    before = _build("before", source, args.out, "separate", environ, total) if "before" in builds else None
+    now = _build("now", source, args.out, vectors, environ, total) if "now" in builds else None
+    resumed, lost, equal = None, 0.0, ""
+    if now is not None and "resumed" in builds:
+        lost = _build_killed(source, args.out, vectors, environ, now)
+        resumed = _build("resumed", source, args.out, vectors, environ, total)
 
     query = make_embedder(settings.embedding, "query")
     questions = load_questions(ANT_QUESTIONS, "all", texts={a.doc_id: a.text for a in articles})
-    quality = {b.name: _quality(_index(args.out, b.name), settings, query, questions) for b in (before, now)}
-    equal = _equal(_index(args.out, "now"), _index(args.out, "resumed"), settings, query, questions)
-    dev = {} if args.no_dev else _dev_quality(args.out, settings, embedder, query, ("separate", vectors))
+    quality = {
+        b.name: _quality(_index(args.out, b.name), settings, query, questions)
+        for b in (before, now) if b is not None
+    }  # fmt: skip
+    if resumed is not None:
+        equal = _equal(_index(args.out, "now"), _index(args.out, "resumed"), settings, query, questions)
+    ways = [way for way, build in (("separate", before), (vectors, now)) if build is not None]
+    dev = {} if args.no_dev else _dev_quality(args.out, settings, embedder, query, ways)
 
     print(_table(len(articles), before, now, resumed, lost, counts, quality, equal, dev, vectors))
     return 0
@@ -333,9 +350,9 @@ def _dev_quality(
 
 def _table(
     articles: int,
-    before: Build,
-    now: Build,
-    resumed: Build,
+    before: Build | None,
+    now: Build | None,
+    resumed: Build | None,
     lost: float,
     counts: dict[str, tuple[int, int, int]],
     quality: dict[str, Quality],
@@ -343,10 +360,13 @@ def _table(
     dev: dict[str, tuple[float, float]],
     vectors: str,
 ) -> str:
-    """The benchmark's table: before and now side by side, then the resumed build."""
+    """The benchmark's table: before and now side by side, then the resumed build; a
+    build not run (``--builds``) leaves its cells empty."""
     source = counts["separate"][0]
 
-    def build_rows(build: Build) -> list[str]:
+    def build_rows(build: Build | None) -> list[str]:
+        if build is None:
+            return ["-"] * len(names)
         tokens = counts[build.vectors][2]
         return [
             f"{articles / build.seconds:.2f}",
@@ -363,33 +383,34 @@ def _table(
         "articles/s", "texts embedded/s", "tokens embedded/s", "wall s", "peak memory GiB",
         "bytes on disk MiB", "texts embedded per article", "tokens embedded per source token",
     ]  # fmt: skip
+    engine = next((b.summary.get("engine") for b in (before, now) if b is not None), "?")
     lines = [
-        f"`python scripts/bench_archive.py{'' if articles >= 10138 else f' --articles {articles}'}`, "
+        f"`python scripts/bench_archive.py{''.join(' ' + arg for arg in sys.argv[1:])}`, "
         f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores; {articles} ANT articles, {before.summary.get('engine')} engine",
+        f"{os.cpu_count()} cores; {articles} ANT articles, {engine} engine",
         "",
         f"| measure | before (separate) | now ({vectors}) | now / before |",
         "| --- | --- | --- | --- |",
     ]
     for name, old, new in zip(names, build_rows(before), build_rows(now), strict=True):
         ratio = ""
-        if name in ("wall s", "texts embedded per article", "tokens embedded per source token"):
+        if before is not None and now is not None and name in RATIOS:
             ratio = f"{float(new.split()[0]) / max(float(old.split()[0]), 1e-9):.3f}"
         lines.append(f"| {name} | {old} | {new} | {ratio} |")
     for lang in ("en", "ar"):
         for label, field in (("hit@1", "hit_at_1"), ("hit@5", "hit_at_5"), ("answer hit", "answer_hit"),
                              ("found", "found")):  # fmt: skip
-            old_value = getattr(quality["before"], field).get(lang)
-            new_value = getattr(quality["now"], field).get(lang)
-            if old_value is None or new_value is None:
+            values = [getattr(quality[b], field).get(lang) if b in quality else None
+                      for b in ("before", "now")]  # fmt: skip
+            if values == [None, None]:
                 continue
-            lines.append(f"| ANT questions ({lang}) {label} | {old_value:.3f} | {new_value:.3f} "
-                         f"| {new_value - old_value:+.3f} |")  # fmt: skip
+            lines.append(f"| ANT questions ({lang}) {label} | {_cells(values)} |")
     if dev:
-        old_dev, new_dev = dev["separate"], dev[vectors]
         for label, position in (("hit@1", 0), ("hit@5", 1)):
-            lines.append(f"| dev set {label} | {old_dev[position]:.3f} | {new_dev[position]:.3f} "
-                         f"| {new_dev[position] - old_dev[position]:+.3f} |")  # fmt: skip
+            values = [dev[way][position] if way in dev else None for way in ("separate", vectors)]
+            lines.append(f"| dev set {label} | {_cells(values)} |")
+    if resumed is None:
+        return "\n".join(lines)
     lines += [
         "",
         "| resumed build | |",
@@ -402,6 +423,14 @@ def _table(
         f"| equals the uninterrupted build | {equal} |",
     ]
     return "\n".join(lines)
+
+
+def _cells(values: Sequence[float | None]) -> str:
+    """Before, now and their difference, as table cells; "-" for what was not measured."""
+    old, new = values
+    shown = [f"{value:.3f}" if value is not None else "-" for value in values]
+    difference = f"{new - old:+.3f}" if old is not None and new is not None else ""
+    return " | ".join([*shown, difference])
 
 
 if __name__ == "__main__":
