@@ -156,6 +156,8 @@ class Checkpoints:
         self._where: dict[str, _Where] = {}
         self._loaded: _Loaded | None = None
         self._buffer: list[IndexedDocument] = []
+        # How many of the buffer's documents end with a whole batch of the engine's.
+        self._complete = 0
         self._last = time.monotonic()
         self._next = 1
         # What opening found and removed (damaged checkpoints, those of other builds),
@@ -208,16 +210,22 @@ class Checkpoints:
 
     def add(self, document: IndexedDocument) -> None:
         """Keep a freshly embedded document; a checkpoint is written when ``every``
-        documents wait, or ``seconds`` have passed since the last one."""
+        documents wait, or ``seconds`` have passed since the last one, at the first
+        document after that which ends the engine's batch (:meth:`flush`)."""
         self._buffer.append(document)
-        if len(self._buffer) >= self._every or time.monotonic() - self._last >= self._seconds:
-            self.flush()
+        if document.ends_batch:
+            self._complete = len(self._buffer)
+            if len(self._buffer) >= self._every or time.monotonic() - self._last >= self._seconds:
+                self.flush()
 
     def flush(self) -> None:
-        """Write the documents waiting as one checkpoint (none when none wait)."""
-        if not self._buffer:
+        """Write the documents waiting, up to the last that ends a batch, as one
+        checkpoint (none when none wait). The rest wait: a resumed run embeds them
+        again in the batch they were embedded in, so that their vectors are the same
+        to the last bit."""
+        if not self._complete:
             return
-        documents = self._buffer
+        documents = self._buffer[: self._complete]
         number = self._next
         if not (self.folder / _INFO).exists():
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -246,7 +254,8 @@ class Checkpoints:
         fsync_folder(self.folder)
         for position, document in enumerate(documents):
             self._where[document.content_hash] = _Where(number, position)
-        self._buffer = []
+        self._buffer = self._buffer[self._complete :]
+        self._complete = 0
         self._next = number + 1
         self._last = time.monotonic()
 

@@ -229,6 +229,8 @@ def build_index(
             # Starting at the restored: the bar's rate and ETA are of what is left to embed.
             with tqdm(total=len(changed), initial=resume.restored, desc="indexing", unit="doc",
                       disable=not show, file=sys.stderr) as bar:  # fmt: skip
+                if resume.restored and resume.to_embed:
+                    engine.remember(_restored(changed, resume))
                 fresh = engine.documents(resume.to_embed) if resume.to_embed else iter(())
                 documents = _grouped(
                     _in_run_order(changed, resume, fresh, hashes, counts, bar),
@@ -576,6 +578,14 @@ def _resume(index_path: Path, info: BuildInfo, settings: Settings, changed: Sequ
             file=sys.stderr,
         )
     return resume
+
+
+def _restored(changed: Sequence[Article], resume: _Resume) -> Iterator[IndexedDocument]:
+    """The documents of ``changed`` the checkpoints hold, in its order."""
+    for article, digest, held in zip(changed, resume.digests, resume.restorable, strict=True):
+        restored = resume.checkpoints.restore(digest) if held else None
+        if restored is not None:
+            yield indexed_document(article, digest, *restored)
 
 
 def _in_run_order(

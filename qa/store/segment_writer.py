@@ -88,6 +88,10 @@ class IndexedDocument:
     # Texts the engine embedded for it: 0 where its vectors were reused (an exact copy
     # of an article embedded before, a checkpoint); not stored.
     texts_embedded: int = 0
+    # Whether the engine embedded it last in its batch: a checkpoint is written only
+    # after such a document (qa.ingest.checkpoints), so that a resumed run batches as an
+    # uninterrupted one did. True where no batch spans documents (a restore); not stored.
+    ends_batch: bool = True
 
 
 def vector_factory(chunks: int, settings: IndexSettings) -> tuple[str, str]:

@@ -256,7 +256,8 @@ def test_checkpoints_of_other_settings_and_damaged_ones_are_not_used(
     articles = read_articles(source).articles
     info = build_info(embedder, sample_settings)
     engine = LocalEngine(RandomEmbedder(embedder, 1), sample_settings.chunking, "sentences")
-    fake = list(engine.documents(articles))
+    # Each its own batch, so that a checkpoint may end after any of them.
+    fake = [dataclasses.replace(document, ends_batch=True) for document in engine.documents(articles)]
     # Two checkpoints of this build (the second then cut short), and one of another chunking.
     store = Checkpoints.open(index, info, every=3, seconds=1e9)
     for document in fake:
@@ -327,6 +328,60 @@ def test_an_interrupted_run_checkpoints_what_it_embedded_since_the_last_checkpoi
     assert not checkpoints_root(index).exists()
 
 
+class RecordingEmbedder:
+    """A real embedder that keeps the texts of each call, and stops the run (Ctrl-C)
+    on call ``stop_at`` (counting from 0) when one is given."""
+
+    def __init__(self, embedder: Embedder, stop_at: int | None = None) -> None:
+        self.model_id, self.dimension = embedder.model_id, embedder.dimension
+        self.count_tokens, self.embed_queries = embedder.count_tokens, embedder.embed_queries
+        self._embedder, self._stop_at = embedder, stop_at
+        self.calls: list[tuple[str, ...]] = []
+
+    def embed_passages(self, texts: Sequence[str]) -> Vectors:
+        if len(self.calls) == self._stop_at:
+            raise KeyboardInterrupt
+        self.calls.append(tuple(texts))
+        return self._embedder.embed_passages(texts)
+
+
+def test_a_killed_and_resumed_build_batches_as_an_uninterrupted_one_and_its_vectors_are_the_same_bits(
+    tmp_path: Path, st_settings: Settings, st_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sentence-transformers pads a batch to its longest text, so a vector's last bits
+    depend on the texts batched with it: a resumed run must start where a batch of the
+    killed run began, and embed a late copy of a checkpointed article as little as an
+    uninterrupted run does (it reuses the first's vectors)."""
+    records = ant_records(12)
+    records.append({**records[1], "id": "copy-of-second"})  # after the kill: its original is checkpointed
+    source = tmp_path / "corpus.jsonl"
+    write_corpus(source, records)
+    # Batches of two or three articles, checkpoints of four documents: before the mend a
+    # checkpoint fell inside a batch, and the resumed run's batches began elsewhere.
+    monkeypatch.setattr(qa.ingest.engines.local, "GROUP_SIZE", 6)
+    settings = st_settings.replace({"reindex.checkpoint_every": 4})
+
+    whole = RecordingEmbedder(st_embedder)
+    build_index(source, tmp_path / "whole", settings, whole, progress=False)
+    killed = RecordingEmbedder(st_embedder, stop_at=3)
+    with monkeypatch.context() as kill:  # kill -9: nothing waiting is written on the way out
+        kill.setattr(qa.ingest.pipeline, "_keep_checkpoints", lambda checkpoints: None)
+        with pytest.raises(KeyboardInterrupt):
+            build_index(source, tmp_path / "resumed", settings, killed, progress=False)
+    assert checkpoint_files(tmp_path / "resumed")
+    resumed = RecordingEmbedder(st_embedder)
+    summary = build_index(source, tmp_path / "resumed", settings, resumed, progress=False)
+
+    assert summary.resumed > 0 and len(whole.calls) > len(resumed.calls) > 1
+    assert resumed.calls == whole.calls[-len(resumed.calls) :]
+    ours = served_documents(open_index(tmp_path / "resumed", st_embedder))
+    theirs = served_documents(open_index(tmp_path / "whole", st_embedder))
+    assert list(ours) == list(theirs) and len(ours) == 13
+    for doc_id, document in ours.items():
+        assert np.array_equal(document.chunk_vectors, theirs[doc_id].chunk_vectors), doc_id
+        assert np.array_equal(document.sentence_vectors, theirs[doc_id].sentence_vectors), doc_id
+
+
 # --- The store itself, without the model ------------------------------------------------
 
 
@@ -363,6 +418,20 @@ def test_checkpoints_are_written_every_n_documents_or_after_so_many_seconds(tmp_
     time.sleep(1.1)
     timed.add(fake_document(1))
     assert len(checkpoint_files(tmp_path / "timed")) == 1 and len(timed) == 2
+
+
+def test_a_checkpoint_is_written_only_after_a_document_that_ends_the_engines_batch(tmp_path: Path) -> None:
+    index = tmp_path / "idx"
+    store = Checkpoints.open(index, INFO, every=2, seconds=1e9)
+    for number in range(3):
+        store.add(dataclasses.replace(fake_document(number), ends_batch=number == 2))
+    assert len(checkpoint_files(index)) == 1 and len(store) == 3
+    store.add(dataclasses.replace(fake_document(3), ends_batch=False))
+    store.add(fake_document(4))
+    store.add(dataclasses.replace(fake_document(5), ends_batch=False))
+    assert len(checkpoint_files(index)) == 2 and len(store) == 5
+    store.flush()  # on the way out of a failed run: the rest of a batch is embedded again
+    assert len(checkpoint_files(index)) == 2 and fake_document(5).content_hash not in store
 
 
 def test_a_checkpoint_restores_exactly_what_was_added_and_skips_what_is_damaged(tmp_path: Path) -> None:

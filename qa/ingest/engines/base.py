@@ -6,7 +6,7 @@ stage before and after it (``qa.ingest.pipeline``) is the same for all engines."
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import ClassVar
 
@@ -37,6 +37,11 @@ class IndexingEngine(ABC):
     @abstractmethod
     def documents(self, articles: Sequence[Article]) -> Iterator[IndexedDocument]:
         """The articles cut and embedded, in the order given."""
+
+    def remember(self, documents: Iterable[IndexedDocument]) -> None:  # noqa: B027 (optional)
+        """Documents an interrupted run embedded (restored from its checkpoints), in the
+        run's order, so that a copy of one among the articles still to embed reuses its
+        vectors as it would have in an uninterrupted run."""
 
     def close(self) -> None:  # noqa: B027 (optional: most engines hold nothing to free)
         """Free what the engine holds (a cluster connection)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -82,19 +82,39 @@ class LocalEngine(IndexingEngine):
         texts of similar length, where one article's few texts would make small, ragged
         batches. A group closes at GROUP_SIZE texts, so that a large archive is never
         held in memory whole.
+
+        The last document of each group ``ends_batch``, and only there is a checkpoint
+        written: a padding model's vectors differ in their last bits with the texts
+        batched beside them, so a resumed run must start its groups where the killed
+        run's closed. Copies are not counted towards a group's size, so that a resumed
+        run, which restores a later copy of a checkpointed article instead of handing
+        it here, closes its groups at the same articles as an uninterrupted one.
         """
         group: list[_Pending] = []
+        keys: set[str] = set()
         size = 0
         for article in articles:
             sentences = split_sentences(article.text)
             chunks = chunk_article(article, sentences, self._embedder.count_tokens, self._chunking)
             item = _Pending(article, content_hash(article), chunks, sentences)
             group.append(item)
-            size += self._texts_embedded(item)
-            if size >= GROUP_SIZE:
-                yield from self._embedded(group)
-                group, size = [], 0
+            if item.key not in keys and item.key not in self._copies:
+                keys.add(item.key)
+                size += self._texts_embedded(item)
+                if size >= GROUP_SIZE:
+                    yield from self._embedded(group)
+                    group, keys, size = [], set(), 0
         yield from self._embedded(group)
+
+    def remember(self, documents: Iterable[IndexedDocument]) -> None:
+        """Kept as the copy cache keeps what this engine embeds: a later copy of one is
+        then not embedded, and counts towards no group, as in an uninterrupted run."""
+        for document in documents:
+            key = _Pending(document.article, document.content_hash, document.chunks, document.sentences).key
+            if key in self._copies:
+                self._copies.get(key)  # what a copy of it does to the cache's order
+            else:
+                self._copies.put(key, (document.chunk_vectors, document.sentence_vectors))
 
     def _embedded(self, group: Sequence[_Pending]) -> Iterator[IndexedDocument]:
         """The group's documents in order, embedded in one call; an exact copy of an
@@ -109,13 +129,12 @@ class LocalEngine(IndexingEngine):
         for key, made in zip(first, self._embed(list(first.values())), strict=True):
             vectors[key] = made
             self._copies.put(key, made)
-        for item in group:
+        for position, item in enumerate(group):
             document = indexed_document(
                 item.article, item.digest, item.chunks, item.sentences, *vectors[item.key]
             )
-            if first.get(item.key) is item:
-                document = replace(document, texts_embedded=self._texts_embedded(item))
-            yield document
+            embedded = self._texts_embedded(item) if first.get(item.key) is item else 0
+            yield replace(document, texts_embedded=embedded, ends_batch=position == len(group) - 1)
 
     def _texts_embedded(self, item: _Pending) -> int:
         """The texts embedding the item takes."""
