@@ -24,6 +24,9 @@ from qa.errors import ConfigError, QAError
 if TYPE_CHECKING:
     from qa.records import Filters
 
+# How much of each passage of a related answer ``qa ask`` prints.
+EXCERPT_CHARS = 160
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -198,7 +201,9 @@ EVAL_FLOORS = {
     "hit_at_5": "fail below this retrieval hit@5",
     "answer_hit": "fail below this answer hit rate",
     "found_when_answerable": "fail below this share of answerable questions answered",
-    "abstained_when_unanswerable": "fail below this share of unanswerable questions refused",
+    "shown_when_answerable": "fail below this share of answerable questions answered or related",
+    "answered_precision": "fail below this share of answers whose first citation holds the gold span",
+    "abstained_when_unanswerable": "fail below this share of unanswerable questions not answered",
     "citation_validity": "fail below this share of valid citations",
 }
 
@@ -369,7 +374,7 @@ def _watch(args: argparse.Namespace, settings: Settings) -> int:
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
     import anyio
 
-    from qa.records import Answer
+    from qa.records import Answer, Outcome
     from qa.serve.service import QAService
 
     service = QAService.open(settings)
@@ -394,11 +399,27 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     for citation in answer.citations:
         where = f"{citation.doc_id}, characters {citation.start}-{citation.end}"
         print(f"  [{citation.n}] {citation.title} ({where})")
+    if answer.outcome is Outcome.RELATED:
+        # The closest passages, after the line that says they may not answer: listed as
+        # passages (no [n], which marks a citation), each with where it is and how it begins.
+        for number, passage in enumerate(answer.passages, start=1):
+            where = f"{passage.doc_id}, characters {passage.start}-{passage.end}"
+            print(f"  passage {number}: {passage.title} ({where})")
+            print(f"    {excerpt(passage.text)}")
     if answer.llm_error:
         print(f"(quoted answer: {answer.llm_error})", file=sys.stderr)
     for removed in answer.removed:
         print(f"(removed: {removed.text!r}: {removed.reason})", file=sys.stderr)
     return 0
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """``text`` on one line, cut at a word within ``limit`` characters (then "…")."""
+    line = " ".join(text.split())
+    if len(line) <= limit:
+        return line
+    cut = line[:limit]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "…"
 
 
 def _export_e5(args: argparse.Namespace, settings: Settings) -> int:

@@ -101,8 +101,11 @@ class RetrievalSettings:
 @dataclass(frozen=True)
 class AnswerSettings:
     max_sentences: int = 2
-    # Answers below this confidence (qa.answer.confidence) are refusals.
-    min_confidence: float = 0.24
+    # Answers at or above this confidence (qa.answer.confidence) are "answered"; below
+    # it, down to related_min_confidence, "related" (the closest passages, shown as
+    # passages); below that, "not_found".
+    min_confidence: float = 0.84
+    related_min_confidence: float = 0.19
 
 
 @dataclass(frozen=True)
@@ -476,8 +479,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("retrieval.default_k must be between 1 and retrieval.max_k")
     if settings.answer.max_sentences < 1:
         raise ConfigError("answer.max_sentences must be at least 1")
-    if not 0 <= settings.answer.min_confidence <= 1:
-        raise ConfigError("answer.min_confidence must be between 0 and 1")
+    if not 0 <= settings.answer.related_min_confidence <= settings.answer.min_confidence <= 1:
+        raise ConfigError("answer.related_min_confidence and answer.min_confidence must be between 0 and 1, "
+                          "related_min_confidence the lower")  # fmt: skip
     if settings.limits.max_question_chars < 1 or settings.limits.max_body_bytes < 1024:
         raise ConfigError("limits.max_question_chars must be >= 1 and limits.max_body_bytes >= 1024")
     if settings.limits.rate_limit_per_minute < 0 or settings.limits.request_timeout_seconds <= 0:

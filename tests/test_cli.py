@@ -13,13 +13,25 @@ import pytest
 
 from qa.config import Settings
 
-from .conftest import CAMERON_SENTENCE, REPO, SAMPLE_CORPUS, free_port, start_server
+from .conftest import (
+    CAMERON_SENTENCE,
+    OUTCOME_BANDS,
+    REPO,
+    SAMPLE_CORPUS,
+    SAMPLE_THRESHOLDS_ENV,
+    as_environ,
+    free_port,
+    start_server,
+)
 
 QA = [sys.executable, "-m", "qa.cli"]
 
 
-def run_qa(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+def run_qa(
+    *args: str, cwd: Path = REPO, settings: dict[str, str] = SAMPLE_THRESHOLDS_ENV
+) -> subprocess.CompletedProcess[str]:
+    """``qa ARGS`` with the given QA_* settings and no others."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")} | settings
     return subprocess.run([*QA, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
@@ -49,6 +61,58 @@ def test_qa_ask_prints_the_answer_and_its_citation(sample_index: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith(CAMERON_SENTENCE)
     assert lines[1].startswith("  [1] ") and "g20-antalya-2015, characters " in lines[1]
+
+
+@pytest.mark.parametrize("band", ["answered", "related", "not_found"])
+def test_qa_ask_json_says_the_outcome_beside_found(sample_index: Path, band: str) -> None:
+    result = run_qa(
+        "ask",
+        "--index",
+        str(sample_index),
+        "--json",
+        "What did Cameron ask Putin?",
+        settings=as_environ(OUTCOME_BANDS[band]),
+    )
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["outcome"] == band and body["found"] is (band == "answered")
+    assert 0.01 <= body["confidence"] < 0.99 and len(body["passages"]) == 5
+    assert bool(body["citations"]) is (band == "answered")
+
+
+def test_qa_ask_shows_a_related_answer_as_its_line_then_the_passages(sample_index: Path) -> None:
+    question = "ماذا طلب كاميرون من بوتين؟"
+    shown = run_qa(
+        "ask", "--index", str(sample_index), question, settings=as_environ(OUTCOME_BANDS["related"])
+    )
+    assert shown.returncode == 0, shown.stderr
+    listed = run_qa(
+        "ask", "--index", str(sample_index), "--json", question, settings=as_environ(OUTCOME_BANDS["related"])
+    )
+    passages = json.loads(listed.stdout)["passages"]
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "قد لا يجيب الأرشيف عن هذا مباشرة. أقرب المقاطع:"
+    # Each passage: its number, title, document and offsets, then how its text begins;
+    # no "[n]" line, which is how a citation of an answer is printed.
+    assert len(lines) == 1 + 2 * len(passages) and not any(line.startswith("  [") for line in lines)
+    for n, passage in enumerate(passages, start=1):
+        head, text = lines[2 * n - 1], lines[2 * n]
+        where = f"({passage['doc_id']}, characters {passage['start']}-{passage['end']})"
+        assert head == f"  passage {n}: {passage['title']} {where}"
+        assert text.startswith("    ") and text.endswith("…")
+        assert " ".join(passage["text"].split()).startswith(text.strip().removesuffix("…"))
+
+
+def test_qa_ask_prints_a_refusal_alone_without_passages(sample_index: Path) -> None:
+    result = run_qa(
+        "ask",
+        "--index",
+        str(sample_index),
+        "What did Cameron ask Putin?",
+        settings=as_environ(OUTCOME_BANDS["not_found"]),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["The sources do not answer this question."]
 
 
 def test_qa_serve_refuses_a_missing_index(tmp_path: Path) -> None:

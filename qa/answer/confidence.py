@@ -43,8 +43,13 @@ class Signals:
     # The question names a number (3+ digits), and one of them is in none of the top passages.
     has_number: float
     number_missing: float
-    # A "when" or "how many" question whose answer sentence holds no date or number.
-    type_unmet: float
+    # The question asks for a name, number, date or place (qa.answer.slots), and the
+    # answer sentence holds no filler of that kind that the question does not.
+    slot_asked: float
+    slot_unmet: float
+    # The share of the question's names and places that the answer's article (its
+    # retrieved passages) holds in no script.
+    entities_missing: float
     # The question is not in the language of the top passage (English over Arabic).
     cross_language: float
 

@@ -11,8 +11,11 @@ ARCD dev set, docs/quality.md):
 
 Whether to answer at all is the answerability model's call (``qa.answer.confidence``):
 its confidence that the answer is right, from the scores of the passages and the
-sentence, the question's words met, the numbers it names and its language; below
-``answer.min_confidence`` the answer says the sources do not answer.
+sentence, the question's words met, the numbers it names and its language. At
+``answer.min_confidence`` or above the outcome is ``answered``; down to
+``answer.related_min_confidence`` it is ``related`` (the passages are shown as the
+closest the archive has, the best sentence is not presented as the answer); below,
+``not_found``, and the answer says the sources do not answer.
 
 The passage term keeps the answer in the passages retrieval trusts most, which
 already weigh the question's words met in one sentence (``qa.search.fusion``); a
@@ -28,8 +31,9 @@ from dataclasses import dataclass
 
 from qa.answer.confidence import AnswerabilityModel, Signals
 from qa.answer.evidence import CitableSentence, citable_sentences
+from qa.answer.slots import asked_slot, entities_missing, slot_filled, warm_slots
 from qa.config import AnswerSettings
-from qa.records import Answer, Citation
+from qa.records import Answer, Citation, Outcome
 from qa.search.retrieve import Retrieval
 from qa.text.language import has_arabic_letter
 from qa.text.normalize import normalize
@@ -60,6 +64,8 @@ _QUESTION_NUMBER = re.compile(r"\d{3,}")
 
 NO_ANSWER = "The sources do not answer this question."
 NO_ANSWER_AR = "لا تجيب المصادر المتاحة عن هذا السؤال."
+RELATED = "The archive may not answer this directly. The closest passages:"
+RELATED_AR = "قد لا يجيب الأرشيف عن هذا مباشرة. أقرب المقاطع:"
 
 
 @dataclass(frozen=True)
@@ -82,12 +88,18 @@ class ExtractiveAnswerer:
     def __init__(self, settings: AnswerSettings, model: AnswerabilityModel) -> None:
         self.settings = settings
         self.model = model
+        # The name and place dictionaries of the slot signals, read now (about a second,
+        # once a process) rather than by the first question.
+        warm_slots()
 
     def answer(self, question: str, retrieval: Retrieval) -> Answer:
         candidates = self._candidates(question, retrieval)
         confidence = self._confidence(question, retrieval, candidates)
-        if not candidates or confidence < self.settings.min_confidence:
+        if not candidates or confidence < self.settings.related_min_confidence:
             return Answer(question, refusal(question), False, (), retrieval.passages, confidence=confidence)
+        if confidence < self.settings.min_confidence:
+            return Answer(question, related(question), False, (), retrieval.passages,
+                          confidence=confidence, outcome=Outcome.RELATED)  # fmt: skip
         best = max(candidates.values(), key=lambda c: c.score)
         chosen = [best]
         if self.settings.max_sentences > 1:
@@ -123,8 +135,9 @@ class ExtractiveAnswerer:
         # cup" over an article about the 2015 one.
         numbers = set(_QUESTION_NUMBER.findall(normalize(question)))
         evidence = normalize(" ".join(p.text for p in passages[:ANSWER_PASSAGES]))
-        wanted = _answer_type(question)
+        slot = asked_slot(question)
         asked = set(tokens(question))
+        article = " ".join(p.text for p in passages if p.doc_id == best.doc_id)
         return Signals(
             top_score=passages[0].score,
             sentence_score=best.score,
@@ -133,7 +146,9 @@ class ExtractiveAnswerer:
             sentence_overlap=len(asked & set(tokens(quote))) / len(asked) if asked else 0.0,
             has_number=float(bool(numbers)),
             number_missing=float(any(number not in evidence for number in numbers)),
-            type_unmet=float(wanted is not None and not wanted.search(normalize(quote))),
+            slot_asked=float(slot is not None),
+            slot_unmet=float(slot is not None and not slot_filled(slot, question, quote)),
+            entities_missing=entities_missing(question, article),
             cross_language=float(has_arabic_letter(question) != has_arabic_letter(passages[0].text)),
         )
 
@@ -187,6 +202,11 @@ class ExtractiveAnswerer:
 def refusal(question: str) -> str:
     """The answer that says the sources do not answer, in the question's language."""
     return NO_ANSWER_AR if has_arabic_letter(question) else NO_ANSWER
+
+
+def related(question: str) -> str:
+    """What a ``related`` answer says before its passages, in the question's language."""
+    return RELATED_AR if has_arabic_letter(question) else RELATED
 
 
 def _answer_type(question: str) -> re.Pattern[str] | None:

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import anyio
 
-from qa.answer.extractive import refusal
+from qa.answer.extractive import related
 from qa.answer.prompt import NO_ANSWER_MARKER, Prompt, build_prompt, candidate_sentences
 from qa.answer.verify.sentences import AnswerSentence, complete_sentences, split_answer
 from qa.answer.verify.verifier import Span, Verdict, Verifier
@@ -26,7 +26,17 @@ from qa.llm.chat import ChatModel, StreamState
 from qa.llm.client import ChatClient
 from qa.llm.health import LLMHealth
 from qa.llm.tokens import token_counter
-from qa.records import Answer, AnswerMode, AnswerPiece, Citation, Passage, RemovedSentence, Timings, Turn
+from qa.records import (
+    Answer,
+    AnswerMode,
+    AnswerPiece,
+    Citation,
+    Outcome,
+    Passage,
+    RemovedSentence,
+    Timings,
+    Turn,
+)
 
 
 class AnswerGenerator:
@@ -164,8 +174,10 @@ def _answer(
     removed = tuple(RemovedSentence(v.sentence.raw, v.reason) for v in verdicts if v.reason is not None)
     kept = [v for v in verdicts if v.reason is None]
     if not kept:
-        return Answer(question, refusal(question), False, (), passages, AnswerMode.GENERATED, removed,
-                      timings=timings)  # fmt: skip
+        # The model is asked only when the evidence is strong enough to answer from: when
+        # it writes nothing that the passages bear out, they are shown as related.
+        return Answer(question, related(question), False, (), passages, AnswerMode.GENERATED, removed,
+                      timings=timings, outcome=Outcome.RELATED)  # fmt: skip
     numbering: dict[int, int] = {}
     text = " ".join(_renumbered(v.sentence, numbering) for v in kept)
     similarity: dict[int, float] = {}

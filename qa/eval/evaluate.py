@@ -20,7 +20,7 @@ import anyio
 from qa.answer.extractive import ExtractiveAnswerer
 from qa.answer.verify.sentences import split_answer
 from qa.errors import SourceError
-from qa.records import Answer, AnswerMode, Filters
+from qa.records import Answer, AnswerMode, Filters, Outcome
 from qa.serve.service import QAService
 from qa.text.language import has_arabic_letter
 from qa.text.normalize import normalize
@@ -83,6 +83,33 @@ def calibration(
     return table, error
 
 
+@dataclass(frozen=True)
+class OutcomeShares:
+    """How the questions of one language and kind were answered: the share of each
+    outcome, and of the answered ones, the share whose first citation holds the gold
+    span (answerable questions only)."""
+
+    lang: str
+    kind: str
+    questions: int
+    answered: float
+    related: float
+    not_found: float
+    answered_precision: float | None
+
+
+def outcome_table(rows: Sequence[OutcomeShares]) -> str:
+    lines = [
+        "| language | kind | questions | answered | related | not found | answered precision |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        precision = "-" if r.answered_precision is None else f"{r.answered_precision:.3f}"
+        lines.append(f"| {r.lang} | {r.kind} | {r.questions} | {r.answered:.3f} | {r.related:.3f} "
+                     f"| {r.not_found:.3f} | {precision} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def reliability_table(buckets: Sequence[Bucket]) -> str:
     lines = ["| confidence | questions | answered right | mean confidence |", "| --- | --- | --- | --- |"]
     lines += [
@@ -111,6 +138,14 @@ class EvalReport:
     # given at any confidence) is right, and the expected calibration error.
     reliability: list[Bucket]
     calibration_error: float | None
+    # Over every question: of the answered answers, the share whose first citation holds
+    # the gold span; of the unanswerable questions, the share answered anyway.
+    answered_precision: float | None = None
+    unanswerable_answered: float | None = None
+    # Of the answerable questions, the share answered or shown as related passages.
+    shown_when_answerable: float | None = None
+    # The outcomes by language and kind of question.
+    outcomes: list[OutcomeShares] = dataclasses.field(default_factory=list)
     # Written answers (qa eval --llm) only: the share of answers the model wrote,
     # the share of its sentences removed by verification, the model's own time and
     # ours (prompt and verification), p50.
@@ -131,6 +166,9 @@ class EvalReport:
             ("answer hit", fmt(self.answer_hit)),
             ("found (answerable)", fmt(self.found_when_answerable)),
             ("abstained (unanswerable)", fmt(self.abstained_when_unanswerable)),
+            ("answered precision", fmt(self.answered_precision)),
+            ("unanswerable shown as answered", fmt(self.unanswerable_answered)),
+            ("answered or related (answerable)", fmt(self.shown_when_answerable)),
             *((f"found (answerable, {lang})", fmt(v)) for lang, v in self.found_by_language.items()),
             *((f"abstained ({kind})", fmt(v)) for kind, v in self.abstained_by_kind.items()),
             ("expected calibration error", fmt(self.calibration_error)),
@@ -153,6 +191,8 @@ class EvalReport:
         width = max(len(name) for name, _ in self.rows())
         lines = [f"| {'measure':<{width}} | value |", f"| {'-' * width} | ----- |"]
         lines += [f"| {name:<{width}} | {value} |" for name, value in self.rows()]
+        if self.outcomes:
+            lines += ["", "Outcomes by language and kind:", "", outcome_table(self.outcomes)]
         if self.reliability:
             lines += ["", "Reliability (confidence of every answer, against answered right):", ""]
             lines.append(reliability_table(self.reliability))
@@ -270,6 +310,7 @@ def evaluate(
     hits_5: list[bool] = []
     answer_hits: list[bool] = []
     found: list[bool] = []
+    shown: list[bool] = []
     abstained: list[bool] = []
     valid: list[bool] = []
     lengths: list[int] = []
@@ -290,12 +331,18 @@ def evaluate(
             abstained.append(not answer.found)
             continue
         found.append(answer.found)
+        shown.append(answer.outcome is not Outcome.NOT_FOUND)
         first, any_of_top = _retrieval_hits(answer, question)
         hits_1.append(first)
         hits_5.append(any_of_top)
         answer_hits.append(answer.found and answer_is_right(answer, question))
         if answer.found:
             lengths.append(len(answer.answer))
+    outcomes = _outcome_shares(questions, [answer for answer, _ in answered])
+    answered_right = [
+        first_citation_holds(answer, q) for q, (answer, _) in zip(questions, answered, strict=True)
+        if answer.outcome is Outcome.ANSWERED
+    ]  # fmt: skip
     ordered = sorted(latencies)
     confidences = [answer.confidence for answer, _ in answered]
     reliability, calibration_error = calibration(confidences, best_is_right) if questions else ([], None)
@@ -315,6 +362,10 @@ def evaluate(
         abstained_by_kind={kind: sum(v) / len(v) for kind, v in sorted(by_kind.items())},
         reliability=reliability,
         calibration_error=calibration_error,
+        answered_precision=_mean(answered_right),
+        unanswerable_answered=None if not abstained else 1 - sum(abstained) / len(abstained),
+        shown_when_answerable=_mean(shown),
+        outcomes=outcomes,
     )
     if not written:
         return report
@@ -330,6 +381,32 @@ def evaluate(
         model_p50_ms=_percentile(sorted(t.model_ms for t in timed), 0.5) if timed else None,
         own_p50_ms=_percentile(sorted(t.prompt_ms + t.verify_ms for t in timed), 0.5) if timed else None,
     )
+
+
+def _outcome_shares(questions: Sequence[EvalQuestion], answers: Sequence[Answer]) -> list[OutcomeShares]:
+    groups: dict[tuple[str, str], list[tuple[EvalQuestion, Answer]]] = {}
+    for question, answer in zip(questions, answers, strict=True):
+        groups.setdefault((question.lang, question.kind), []).append((question, answer))
+    rows = []
+    for (lang, kind), pairs in sorted(groups.items()):
+        shares = {o: sum(a.outcome is o for _, a in pairs) / len(pairs) for o in Outcome}
+        answered = [first_citation_holds(a, q) for q, a in pairs if a.outcome is Outcome.ANSWERED]
+        precision = _mean(answered) if kind == ANSWERABLE else None
+        rows.append(OutcomeShares(lang, kind, len(pairs), shares[Outcome.ANSWERED], shares[Outcome.RELATED],
+                                  shares[Outcome.NOT_FOUND], precision))  # fmt: skip
+    return rows
+
+
+def first_citation_holds(answer: Answer, question: EvalQuestion) -> bool:
+    """Whether the answer's first citation holds the whole gold span: in the gold
+    article, or in a copy of it that the citation names (the same text, so the same
+    offsets)."""
+    if not question.answerable or not answer.citations:
+        return False
+    first = answer.citations[0]
+    documents = {first.doc_id, *(copy.doc_id for copy in first.also_in)}
+    holds = first.start <= question.answer_start and question.answer_end <= first.end
+    return question.doc_id in documents and holds
 
 
 def _overlaps(doc_id: str, start: int, end: int, question: EvalQuestion) -> bool:

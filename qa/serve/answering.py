@@ -83,8 +83,10 @@ class Answering:
 
     def _generator_for(self, confidence: float) -> AnswerGenerator | str | None:
         """The generator to ask; else None (no model configured, or evidence too weak to
-        answer from at all), or why the model is paused after failures."""
-        if self.generator is None or confidence < self.settings.min_confidence:
+        answer from at all), or why the model is paused after failures. The model is asked
+        for "related" evidence too: it reads the passages, and a sentence of its answer
+        that they bear out (verified) answers where the best quote alone was not sure."""
+        if self.generator is None or confidence < self.settings.related_min_confidence:
             return None
         return self.generator.health.paused() or self.generator
 

@@ -193,22 +193,23 @@ def test_an_unsupported_sentence_is_removed_and_reported_never_shown(
 
 
 @pytest.mark.parametrize("streamed", [False, True])
-def test_the_no_answer_marker_and_nothing_verified_are_refusals(
+def test_the_no_answer_marker_and_nothing_verified_show_the_passages_as_related(
     client: TestClient[Litestar], llm: ScriptedLLM, streamed: bool
 ) -> None:
     for reply, removed in [(Reply("NO_ANSWER"), 0), (Reply("The moon is made of cheese [1]."), 1)]:
         llm.reply(reply)
         body = dict(stream(client))["done"] if streamed else ask(client)
-        assert body["mode"] == "generated" and body["found"] is False
-        assert body["answer"] == "The sources do not answer this question."
+        assert body["mode"] == "generated" and body["found"] is False and body["outcome"] == "related"
+        assert body["answer"] == "The archive may not answer this directly. The closest passages:"
         assert len(body["removed"]) == removed
-        # Refused whatever the evidence's confidence, which still shows.
+        # Not answered whatever the evidence's confidence, which still shows.
         assert body["confidence"] >= client.app.state.settings.answer.min_confidence
         if not streamed:
             assert body["citations"] == [] and len(body["passages"]) == 5
     llm.reply(Reply("NO_ANSWER"))
     body = ask(client, "ماذا طلب كاميرون من بوتين؟")
-    assert body["found"] is False and body["answer"] == "لا تجيب المصادر المتاحة عن هذا السؤال."
+    assert body["found"] is False and body["outcome"] == "related"
+    assert body["answer"] == "قد لا يجيب الأرشيف عن هذا مباشرة. أقرب المقاطع:"
 
 
 FAULTS = [

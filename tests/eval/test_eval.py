@@ -19,8 +19,12 @@ from tests.scripted_llm import Reply, evidence, scripted_llm
 
 DATA = REPO / "tests" / "data"
 # A little under the values measured on the CI subset's held-back part (docs/quality.md).
-FLOORS = {"found_ar": 0.95, "found_en": 0.95, "general": 0.45, "near_miss": 0.02, "changed_detail": 0.14,
-          "calibration_error": 0.09}  # fmt: skip
+# Floors of the held-back part, a little under what the shipped model measures
+# (docs/quality.md): answered precision first, so Arabic questions are answered about
+# half the time and English ones almost never (they are shown as related passages).
+# The kinds of unanswerable question: the share not shown as answered.
+FLOORS = {"answered_ar": 0.45, "shown": 0.95, "answered_precision": 0.70, "general": 0.95, "near_miss": 0.88,
+          "changed_detail": 0.88, "calibration_error": 0.09}  # fmt: skip
 QA = [sys.executable, "-m", "qa.cli"]
 
 
@@ -42,8 +46,9 @@ def test_arabic_subset_and_unanswerable_questions_meet_their_floors(eval_index: 
         eval_index, report,
         "--questions", str(DATA / "arcd" / "ci_questions.jsonl"),
         "--unanswerable", str(DATA / "unanswerable.jsonl"), "--part", "all",
-        "--min-hit-at-1", "0.83", "--min-hit-at-5", "0.96", "--min-answer-hit", "0.83",
-        "--min-found-when-answerable", "0.95", "--min-abstained-when-unanswerable", "0.45",
+        "--min-hit-at-1", "0.83", "--min-hit-at-5", "0.96", "--min-answer-hit", "0.42",
+        "--min-found-when-answerable", "0.45", "--min-shown-when-answerable", "0.95",
+        "--min-answered-precision", "0.80", "--min-abstained-when-unanswerable", "0.95",
         "--min-citation-validity", "1.0",
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -57,8 +62,8 @@ def test_english_questions_meet_their_floors(eval_index: Path, tmp_path: Path) -
     result = run_eval(
         eval_index, report,
         "--questions", str(DATA / "dev_questions_en.jsonl"), "--lang", "en", "--part", "all",
-        "--min-hit-at-1", "0.72", "--min-hit-at-5", "0.95", "--min-answer-hit", "0.68",
-        "--min-found-when-answerable", "0.92", "--min-citation-validity", "1.0",
+        "--min-hit-at-1", "0.70", "--min-hit-at-5", "0.95", "--min-shown-when-answerable", "0.95",
+        "--min-citation-validity", "1.0",
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(report.read_text())["answerable"] == 130
@@ -79,9 +84,13 @@ def test_held_back_questions_meet_the_answerability_floors(eval_index: Path, tmp
     scores = json.loads(report.read_text())
     assert "(held-back part)" in result.stderr and "| expected calibration error" in result.stdout
     assert "Reliability" in result.stdout and "| 0.9-1.0 |" in result.stdout
-    held_back = {key: scores[key] for key in ("found_by_language", "abstained_by_kind", "calibration_error")}
-    assert scores["found_by_language"]["ar"] >= FLOORS["found_ar"], held_back
-    assert scores["found_by_language"]["en"] >= FLOORS["found_en"], held_back
+    keys = ("found_by_language", "abstained_by_kind", "calibration_error", "answered_precision", "outcomes")
+    held_back = {key: scores[key] for key in keys}
+    assert scores["found_by_language"]["ar"] >= FLOORS["answered_ar"], held_back
+    assert scores["answered_precision"] >= FLOORS["answered_precision"], held_back
+    for row in scores["outcomes"]:
+        if row["kind"] == "answerable":
+            assert row["answered"] + row["related"] >= FLOORS["shown"], held_back
     for kind in ("general", "near_miss", "changed_detail"):
         assert scores["abstained_by_kind"][kind] >= FLOORS[kind], held_back
     assert scores["calibration_error"] <= FLOORS["calibration_error"], held_back

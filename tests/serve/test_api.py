@@ -1,6 +1,10 @@
 """The HTTP API through Litestar's test client, on the real model and index."""
 
-from collections.abc import Iterator
+import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -8,9 +12,17 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from qa.config import Settings
+from qa.embed.base import Embedder
 from qa.serve.http.app import create_app
 from qa.serve.service import QAService
-from tests.conftest import ADMIN, ADMIN_TOKEN, CAMERON_SENTENCE, SAMPLE_DOC_ID, assert_citations_valid
+from tests.conftest import (
+    ADMIN,
+    ADMIN_TOKEN,
+    CAMERON_SENTENCE,
+    OUTCOME_BANDS,
+    SAMPLE_DOC_ID,
+    assert_citations_valid,
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +53,7 @@ def test_the_cameron_question_cites_the_cameron_sentence(
     )
     assert first["quote"] == CAMERON_SENTENCE
     assert CAMERON_SENTENCE in body["answer"]
-    assert body["found"] is True and body["question"] == question
+    assert body["found"] is True and body["outcome"] == "answered" and body["question"] == question
     assert_citations_valid(service, body["citations"])
     assert len(body["passages"]) == 5 and body["took_ms"] > 0
     for passage in body["passages"]:
@@ -167,7 +179,7 @@ def test_a_question_the_archive_does_not_answer_is_refused_with_passages(
     client: TestClient[Litestar], question: str, refusal: str
 ) -> None:
     body = ask(client, question)
-    assert body["found"] is False
+    assert body["found"] is False and body["outcome"] == "not_found"
     assert body["answer"] == refusal and body["citations"] == []
     assert len(body["passages"]) == 5
 
@@ -189,3 +201,95 @@ def test_a_year_the_passages_never_write_is_not_answered(
     body = ask(client, question)
     assert body["found"] is found
     assert body["passages"][0]["doc_id"] == SAMPLE_DOC_ID
+
+
+RELATED = {
+    "en": "The archive may not answer this directly. The closest passages:",
+    "ar": "قد لا يجيب الأرشيف عن هذا مباشرة. أقرب المقاطع:",
+}
+REFUSAL = {"en": "The sources do not answer this question.", "ar": "لا تجيب المصادر المتاحة عن هذا السؤال."}
+CAMERON = {"en": "What did Cameron ask Putin?", "ar": "ماذا طلب كاميرون من بوتين؟"}
+
+
+@pytest.fixture(scope="module")
+def banded(
+    sample_settings: Settings, sample_index: Path, embedder: Embedder
+) -> Iterator[Callable[[str], TestClient[Litestar]]]:
+    """A client of the app on the sample index with the named band of OUTCOME_BANDS (one each)."""
+    clients: dict[str, TestClient[Litestar]] = {}
+    with ExitStack() as stack:
+
+        def client(band: str) -> TestClient[Litestar]:
+            if band not in clients:
+                settings = sample_settings.replace(OUTCOME_BANDS[band])
+                service = QAService.open(settings, embedder=embedder)
+                stack.callback(service.close)
+                clients[band] = stack.enter_context(TestClient(app=create_app(settings, service=service)))
+            return clients[band]
+
+        yield client
+
+
+def sse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """A stream's events, in order: (name, data)."""
+    events = []
+    for block in re.split(r"\r\n\r\n|\n\n", text):
+        lines = block.splitlines()
+        names = [line.removeprefix("event: ") for line in lines if line.startswith("event: ")]
+        data = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
+        if data:
+            events.append((names[0] if names else "message", json.loads("\n".join(data))))
+    return events
+
+
+@pytest.mark.parametrize("language", ["en", "ar"])
+@pytest.mark.parametrize("band", ["answered", "related", "not_found"])
+def test_the_outcome_follows_the_confidence_bands_and_found_follows_the_outcome(
+    banded: Callable[[str], TestClient[Litestar]], band: str, language: str
+) -> None:
+    question = CAMERON[language]
+    answered = ask(banded("answered"), question)
+    # The same evidence in every band: only what is made of it changes.
+    assert 0.01 <= answered["confidence"] < 0.99 and answered["citations"]
+    body = ask(banded(band), question)
+    assert body["outcome"] == band and body["found"] is (band == "answered")
+    assert body["confidence"] == answered["confidence"] and len(body["passages"]) == 5
+    assert body["passages"] == answered["passages"]
+    if band == "answered":
+        assert CAMERON_SENTENCE in body["answer"]
+    else:
+        # Related: the line that says the archive may not answer, and the passages as they
+        # were retrieved, none of them cited; not found: the refusal.
+        assert body["citations"] == []
+        assert body["answer"] == (RELATED if band == "related" else REFUSAL)[language]
+
+
+@pytest.mark.parametrize("band", ["answered", "related", "not_found"])
+def test_the_streams_done_event_carries_the_outcome_of_the_answer(
+    banded: Callable[[str], TestClient[Litestar]], band: str
+) -> None:
+    client = banded(band)
+    whole = ask(client, CAMERON["en"])
+    response = client.post("/api/ask/stream", json={"question": CAMERON["en"]})
+    assert response.status_code == 200, response.text
+    events = dict(sse_events(response.text))
+    done = events["done"]
+    assert (done["outcome"], done["found"], done["confidence"]) == (
+        whole["outcome"], whole["found"], whole["confidence"]
+    )  # fmt: skip
+    assert done["outcome"] == band and done["found"] is (band == "answered")
+    assert done["answer"] == whole["answer"]
+    assert events["passages"]["passages"] == whole["passages"]
+    assert (events["citations"]["citations"] == []) is (band != "answered")
+
+
+def test_the_openapi_schema_lists_the_outcome_as_an_enum_beside_found(client: TestClient[Litestar]) -> None:
+    schema = client.get("/schema/openapi.json").json()
+    components = schema["components"]["schemas"]
+    answer = components["AskResponse"]
+    assert {"outcome", "found", "confidence"} <= set(answer["required"])
+    outcome = answer["properties"]["outcome"]
+    if "$ref" in outcome:
+        outcome = components[outcome["$ref"].removeprefix("#/components/schemas/")]
+    assert outcome["type"] == "string" and outcome["enum"] == ["answered", "related", "not_found"]
+    assert answer["properties"]["found"]["type"] == "boolean"

@@ -35,11 +35,20 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from qa.answer.extractive import NO_ANSWER, RELATED, RELATED_AR
 from qa.config import LimitSettings, Settings
 from qa.embed.base import Embedder
 from qa.ingest.pipeline import build_index
 from qa.serve.questions import contextual_query
-from tests.conftest import CAMERON_SENTENCE, REPO, SAMPLE_ARTICLE, SAMPLE_DOC_ID, Server
+from tests.conftest import (
+    CAMERON_SENTENCE,
+    OUTCOME_BANDS,
+    REPO,
+    SAMPLE_ARTICLE,
+    SAMPLE_DOC_ID,
+    Server,
+    as_environ,
+)
 from tests.conftest import start_server as start_qa_server
 from tests.scripted_llm import Reply, evidence_number, scripted_llm
 
@@ -90,11 +99,13 @@ HOSTILE_QUESTION = 'ماذا قال المتحدث الرسمي عن الوسم�
 
 @pytest.fixture(scope="module")
 def start_server() -> Iterator[Callable[..., Server]]:
-    """Start ``qa serve`` on ``index`` (with ``cors`` allowed); every server stops at module end."""
+    """Start ``qa serve`` on ``index`` (with ``cors`` allowed, and other QA_* ``settings``);
+    every server stops at module end."""
     started: list[Server] = []
 
-    def start(index: Path, cors: tuple[str, ...] = ()) -> Server:
-        settings = {"QA_SERVER_CORS_ORIGINS": ",".join(cors)} if cors else {}
+    def start(index: Path, cors: tuple[str, ...] = (), **settings: str) -> Server:
+        if cors:
+            settings["QA_SERVER_CORS_ORIGINS"] = ",".join(cors)
         started.append(start_qa_server(index, **settings))
         return started[-1]
 
@@ -177,6 +188,24 @@ def other_host() -> Iterator[HostPages]:
 def qa_server(start_server: Callable[..., Server], sample_index: Path, allowed_host: HostPages) -> Server:
     """The sample index, callable from ``allowed_host``'s origin (and not from ``other_host``'s)."""
     return start_server(sample_index, cors=(allowed_host.origin,))
+
+
+@pytest.fixture(scope="module")
+def banded_server(
+    start_server: Callable[..., Server], sample_index: Path, allowed_host: HostPages
+) -> Callable[[str], Server]:
+    """The sample index served with the named band of OUTCOME_BANDS (one server each, started when
+    first asked for), callable from ``allowed_host``'s origin."""
+    servers: dict[str, Server] = {}
+
+    def server(band: str) -> Server:
+        if band not in servers:
+            servers[band] = start_server(
+                sample_index, cors=(allowed_host.origin,), **as_environ(OUTCOME_BANDS[band])
+            )
+        return servers[band]
+
+    return server
 
 
 @pytest.fixture(scope="module")
@@ -385,6 +414,7 @@ def test_the_stream_sends_passages_citations_answer_then_done(qa_server: Server)
     done = events[-1][1]
     assert done["answer"] == expected["answer"] and CAMERON_SENTENCE in done["answer"]
     assert done["question"] == ENGLISH and done["found"] is True and done["took_ms"] > 0
+    assert done["outcome"] == expected["outcome"] == "answered"
 
 
 MAX_HISTORY = LimitSettings().max_history_turns
@@ -473,6 +503,7 @@ def test_demo_page_streams_an_answer_with_a_highlighted_citation(
     page.locator(f'button[data-qa-ask="{question}"]').click()
 
     answer = tab.wait_answer(0)
+    assert answer.get_attribute("data-qa-outcome") == "answered"
     seen = page.evaluate("window.__qaSeen")
     assert seen["typing"] == 1 and seen["pieces"] >= 2, seen  # typing dots, then the answer piece by piece
     assert expected["quote"] in answer.inner_text()
@@ -909,4 +940,109 @@ def test_a_citation_of_a_syndicated_story_lists_its_other_copies(tab: Tab, copie
     assert links.count() == 2
     shown = {links.nth(i).get_attribute("data-qa-copy"): links.nth(i).get_attribute("href") for i in range(2)}
     assert shown == copies
+    tab.assert_no_errors()
+
+
+MUTED = "rgb(91, 101, 116)"  # the widget's --muted
+INK = "rgb(29, 36, 48)"  # its --ink, an answer's text
+TEXT_COLOR = "(root, selector) => getComputedStyle(root.querySelector(selector)).color"
+
+
+def ask_in_widget(tab: Tab, url: str, question: str) -> Locator:
+    """Open ``url`` (a page with the widget open), ask ``question``, and wait for the answer."""
+    tab.page.goto(url)
+    tab.page.locator("[data-qa-input]").fill(question)
+    tab.page.locator("[data-qa-input]").press("Enter")
+    return tab.wait_answer(0)
+
+
+@pytest.mark.parametrize(
+    ("question", "widget_lang"), [(ARABIC, "en"), (ENGLISH, "ar")], ids=["arabic", "english-on-arabic-widget"]
+)
+def test_a_related_answer_shows_that_it_may_not_answer_and_lists_the_passages(
+    tab: Tab, banded_server: Callable[[str], Server], allowed_host: HostPages, question: str, widget_lang: str
+) -> None:
+    server = banded_server("related")
+    body = api_ask(server, question)
+    assert body["outcome"] == "related" and body["found"] is False and body["citations"] == []
+    passages = body["passages"]
+    assert len(passages) == 5
+    arabic = question == ARABIC
+    url = allowed_host.put(
+        f"/related-{widget_lang}.html",
+        host_page(f"{server.base}/widget.js", api=server.base, lang=widget_lang, open="true"),
+    )
+    answer = ask_in_widget(tab, url, question)
+    assert answer.get_attribute("data-qa-outcome") == "related"
+    # The line in the question's language (the service's own words), whatever the widget's.
+    line = answer.locator("[data-qa-answer-text]")
+    assert line.text_content() == (RELATED_AR if arabic else RELATED)
+    # Nothing is presented as the answer: no citation marker, no hint to click one, and
+    # the line is in the quiet colour, not an answer's.
+    assert answer.locator("[data-qa-citation]").count() == 0 and answer.locator(".hint").count() == 0
+    assert tab.shadow_eval(TEXT_COLOR, "[data-qa-answer-text]") == MUTED
+    listed = answer.locator("[data-qa-related-passages]")
+    assert listed.is_visible() and listed.get_attribute("role") == "list"
+    assert listed.get_attribute("aria-label") == ("أقرب المقاطع" if arabic else "The closest passages")
+    assert line.locator("[data-qa-passage]").count() == 0  # the passages are not in the answer's text
+    direction = "(root, selector) => getComputedStyle(root.querySelector(selector)).direction"
+    assert tab.shadow_eval(direction, "[data-qa-related-passages]") == ("rtl" if arabic else "ltr")
+    assert tab.shadow_eval(direction, ".related-excerpt") == "rtl"  # the Arabic passages, either way
+    items = listed.locator("[data-qa-passage]")
+    assert items.count() == len(passages)
+    for n, passage in enumerate(passages):
+        item = items.nth(n)
+        assert item.locator(".related-title").text_content() == passage["title"]
+        assert item.locator(".related-title").is_visible() and item.locator(".related-excerpt").is_visible()
+        shown = (item.locator(".related-excerpt").text_content() or "").removesuffix("…")
+        assert len(shown) > 40 and " ".join(passage["text"].split()).startswith(shown)
+        href = item.locator("[data-qa-passage-link]").get_attribute("href") or ""
+        assert href == (
+            f"{server.base}/documents/{passage['doc_id']}?start={passage['start']}&end={passage['end']}#qa-highlight"
+        )
+    # The list is taller than the conversation: the line that says what it is stays in view.
+    in_view = """root => {
+      const log = root.querySelector(".log").getBoundingClientRect();
+      const line = root.querySelector("[data-qa-answer] [data-qa-answer-text]").getBoundingClientRect();
+      return line.top >= log.top && line.bottom <= log.bottom;
+    }"""
+    assert tab.shadow_eval(in_view) is True
+    # The live region says the line and how many passages follow.
+    announced = tab.page.locator("[data-qa-announcer]").text_content() or ""
+    assert announced.startswith(RELATED_AR if arabic else RELATED) and "5" in announced
+    # A passage opens as a source does: its article, the passage highlighted.
+    with tab.context.expect_page() as opened:
+        items.first.locator("[data-qa-passage-link]").click()
+    document = opened.value
+    document.wait_for_load_state()
+    assert document.locator("mark[data-qa-highlight]").text_content() == passages[0]["text"]
+    tab.assert_no_errors()
+
+
+def test_an_answered_answer_shows_its_citations_and_no_list_of_passages(
+    tab: Tab, banded_server: Callable[[str], Server]
+) -> None:
+    server = banded_server("answered")
+    body = api_ask(server, ENGLISH)
+    assert body["outcome"] == "answered" and body["citations"]
+    answer = ask_in_widget(tab, f"{server.base}/", ENGLISH)
+    assert answer.get_attribute("data-qa-outcome") == "answered"
+    assert CAMERON_SENTENCE in (answer.locator("[data-qa-answer-text]").text_content() or "")
+    assert answer.locator("[data-qa-citation]").count() == len(body["citations"])
+    assert answer.locator(".hint").is_visible()
+    assert answer.locator("[data-qa-related-passages]").count() == 0
+    assert tab.shadow_eval(TEXT_COLOR, "[data-qa-answer-text]") == INK
+    answer.locator("[data-qa-citation]").first.click()
+    assert answer.locator("mark[data-qa-highlight]").text_content() == body["citations"][0]["quote"]
+    tab.assert_no_errors()
+
+
+def test_a_not_found_answer_shows_the_refusal_alone(tab: Tab, banded_server: Callable[[str], Server]) -> None:
+    server = banded_server("not_found")
+    assert api_ask(server, ENGLISH)["outcome"] == "not_found"
+    answer = ask_in_widget(tab, f"{server.base}/", ENGLISH)
+    assert answer.get_attribute("data-qa-outcome") == "not_found"
+    assert answer.locator("[data-qa-answer-text]").text_content() == NO_ANSWER
+    assert answer.locator("[data-qa-citation]").count() == 0
+    assert answer.locator("[data-qa-related-passages], [data-qa-passage]").count() == 0
     tab.assert_no_errors()

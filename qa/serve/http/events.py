@@ -2,8 +2,10 @@
 
 An extractive answer: ``passages``, ``citations``, one or more ``answer`` (pieces
 to append), then ``done``. A generated one: ``passages``, one ``answer`` a sentence
-as soon as it is complete and verified, then ``citations`` and ``done``. A stream
-that fails once open ends with an ``error`` event.
+as soon as it is complete and verified, then ``citations`` and ``done``. ``done``
+carries what the answer is (``found``, ``outcome``, ``confidence``): a ``related`` answer
+(no citations) is told from an answered one there, and its passages are the
+``passages`` event's. A stream that fails once open ends with an ``error`` event.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def _done(answer: Answer, started: float, removed_text: bool) -> ServerSentEvent
             "question": response.question,
             "answer": response.answer,
             "found": response.found,
+            "outcome": response.outcome.value,
             "confidence": response.confidence,
             "mode": response.mode.value,
             "removed": [schemas.as_json(r) for r in response.removed],

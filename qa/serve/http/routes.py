@@ -87,6 +87,10 @@ class AskController(Controller):
 
         With a model configured (``[llm]``), a written answer whose every sentence was
         checked against the spans it cites; otherwise, or when the model fails, quotes.
+        ``outcome`` says what the answer is: ``answered`` (``found`` is true, with
+        citations), ``related`` (the archive may not answer directly: no citations, and
+        ``passages`` are the closest it has, to show as passages, not as the answer) or
+        ``not_found`` (the answer says the sources do not answer).
         """
         started = time.perf_counter()
         asked = await _asked(service, data, deadline)
@@ -118,10 +122,12 @@ class AskController(Controller):
         to append), then ``done``. A written answer: ``passages``, one ``answer`` a
         sentence as soon as it is complete and verified (its ``[n]`` markers are the
         citations' ``n``), then ``citations`` and ``done``. ``done`` is ``{"question",
-        "answer", "found", "mode", "removed", "llm_error", "timings", "took_ms"}``. The
-        request is checked, and its passages found, before the stream opens, so bad
-        input gets the same 400 JSON error as ``POST /api/ask``. A stream still open at
-        the request's time limit ends with an ``error`` event.
+        "answer", "found", "outcome", "confidence", "mode", "removed", "llm_error",
+        "timings", "took_ms"}``, its ``outcome`` as in ``POST /api/ask`` (a ``related``
+        answer's passages are those of the ``passages`` event). The request is checked,
+        and its passages found, before the stream opens, so bad input gets the same 400
+        JSON error as ``POST /api/ask``. A stream still open at the request's time limit
+        ends with an ``error`` event.
         """
         started = time.perf_counter()
         asked = await _asked(service, data, deadline)

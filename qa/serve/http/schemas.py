@@ -24,7 +24,7 @@ from litestar.params import KwargDefinition
 
 from qa import records
 from qa.config import Settings
-from qa.records import AnswerMode, Turn
+from qa.records import AnswerMode, Outcome, Turn
 from qa.search.filters import MAX_FILTER_KEYS, MAX_FILTER_VALUES, parse_filters
 
 # A character Python's str.strip() keeps (JavaScript's \s, which JSON Schema
@@ -163,6 +163,11 @@ class AskResponse:
     question: str
     answer: str
     found: bool
+    # "answered" (found is true: the answer and its citations), "related" (the archive
+    # may not answer directly: the answer says so, there are no citations, and the
+    # passages are the closest it has) or "not_found" (the answer says the sources do
+    # not answer). found stays for the clients that read it: it is outcome == "answered".
+    outcome: Outcome
     citations: list[Citation]
     passages: list[Passage]
     took_ms: float
@@ -174,7 +179,8 @@ class AskResponse:
     # Why the answer is not a generated one, when a model is configured.
     llm_error: str | None
     timings: Timings | None
-    # How likely the answer is right, in [0, 1]; found is false below answer.min_confidence.
+    # How likely the answer is right, in [0, 1]; found is false below answer.min_confidence,
+    # and the outcome not_found below answer.related_min_confidence.
     confidence: float
 
     @classmethod
@@ -184,6 +190,7 @@ class AskResponse:
             question=answer.question,
             answer=answer.answer,
             found=answer.found,
+            outcome=answer.outcome,
             citations=[Citation.of(c) for c in answer.citations],
             passages=[Passage.of(p) for p in answer.passages],
             took_ms=took_ms,

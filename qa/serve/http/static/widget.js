@@ -23,8 +23,16 @@
  * (textContent / text nodes), never parsed as HTML.
  *
  * Stable hooks: root [data-qa-widget], input [data-qa-input], each answer
- * [data-qa-answer] (with data-qa-state="streaming" | "done" | "error"), each
- * citation marker [data-qa-citation], the highlighted span mark[data-qa-highlight].
+ * [data-qa-answer] (with data-qa-state="streaming" | "done" | "error", and once done
+ * data-qa-outcome="answered" | "related" | "not_found"), each citation marker
+ * [data-qa-citation], the highlighted span mark[data-qa-highlight]; a related answer's
+ * list of passages [data-qa-related-passages], each [data-qa-passage] with its link
+ * [data-qa-passage-link].
+ *
+ * The service says what each answer is (the "outcome" of its "done" event): answered,
+ * shown with its citation markers; not_found, its refusal shown as it comes; related
+ * (the archive may not answer directly), a line that says so in the question's
+ * language and then the closest passages, as a list of sources, never as the answer.
  */
 (function () {
   "use strict";
@@ -84,6 +92,9 @@
       retry: "Try again",
       sourceMissing: "The source passage could not be loaded.",
       alsoIn: "also in:",
+      // The server's wording of a "related" answer (qa.answer.extractive.RELATED).
+      related: "The archive may not answer this directly. The closest passages:",
+      relatedPassages: "The closest passages",
     },
     ar: {
       title: "اسأل الأرشيف",
@@ -129,8 +140,13 @@
       retry: "أعد المحاولة",
       sourceMissing: "تعذّر تحميل مقطع المصدر.",
       alsoIn: "ورد أيضًا في:",
+      related: "قد لا يجيب الأرشيف عن هذا مباشرة. أقرب المقاطع:",
+      relatedPassages: "أقرب المقاطع",
     },
   };
+
+  // How much of a related passage is shown in the list (code points); its link opens it all.
+  var EXCERPT_CHARS = 220;
 
   // An Arabic letter: the "also in" label follows the answer's language, not the widget's.
   var ARABIC_LETTER = /[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff]/;
@@ -194,6 +210,17 @@
     ".source a { font-family: system-ui, sans-serif; font-size: 13px; color: var(--accent); }",
     ".also-in { margin: 4px 0 0; font-size: 13px; color: var(--muted); }",
     ".also-in a { color: var(--accent); margin-inline-start: 4px; }",
+    // A related answer: its line in a quieter voice than an answer's, then its passages
+    // as a list of sources (cards with a grey edge), never in the answer's bubble text.
+    "[data-qa-outcome=related] [data-qa-answer-text] { color: var(--muted); font-family: system-ui, sans-serif;",
+    "  font-size: 14px; }",
+    ".related-passages { list-style: none; margin: 6px 0 0; padding: 0; display: flex; flex-direction: column; gap: 6px; }",
+    ".related-passage { padding: 6px 10px; border: 1px solid var(--line); border-inline-start: 3px solid var(--muted);",
+    "  border-radius: 8px; background: #fff; }",
+    ".related-title { margin: 0; font-family: system-ui, sans-serif; font-size: 13px; font-weight: 700; }",
+    ".related-excerpt { margin: 2px 0; font-size: 14px; line-height: 1.7; color: var(--ink); white-space: pre-wrap;",
+    "  overflow-wrap: anywhere; unicode-bidi: plaintext; text-align: start; }",
+    ".related-passage a { font-family: system-ui, sans-serif; font-size: 12px; color: var(--accent); }",
     ".error { margin: 6px 0 0; color: var(--danger); font-family: system-ui, sans-serif; font-size: 14px; }",
     ".retry { margin-block-start: 6px; padding: 5px 12px; border: 1px solid var(--danger); border-radius: 8px;",
     "  background: #fff; color: var(--danger); font: inherit; font-family: system-ui, sans-serif; cursor: pointer; }",
@@ -226,6 +253,17 @@
       node.textContent = String(text);
     }
     return node;
+  }
+
+  /** The start of ``text`` on one line, cut at a word within EXCERPT_CHARS code points (then "…"). */
+  function excerpt(text) {
+    var points = codePoints(String(text || "").replace(/\s+/g, " ").trim());
+    if (points.length <= EXCERPT_CHARS) {
+      return points.join("");
+    }
+    var cut = points.slice(0, EXCERPT_CHARS).join("");
+    var space = cut.lastIndexOf(" ");
+    return (space > 0 ? cut.slice(0, space) : cut) + "…";
   }
 
   /** Code points, so that offsets computed in Python (str indices) slice the same way. */
@@ -519,7 +557,7 @@
     node.appendChild(text);
     this.scrollToEnd();
 
-    var state = { passages: [], citations: [], answer: "", mode: "extractive" };
+    var state = { passages: [], citations: [], answer: "", mode: "extractive", outcome: "answered" };
     turn.answer = "";
     this.current = turn;
     if (this.filtersProblem) {
@@ -555,6 +593,8 @@
       } else if (event === "done") {
         state.answer = data.answer;
         state.mode = data.mode || "extractive";
+        // A service from before outcomes said only "found": a refusal then shows as today.
+        state.outcome = data.outcome || (data.found === false ? "not_found" : "answered");
         turn.answer = data.answer || "";
         if (typing.parentNode) {
           typing.remove();
@@ -583,12 +623,18 @@
 
   /**
    * The final answer: a written ("generated") one with each [n] in its text turned into
-   * that citation's marker; a quoted one with a numbered marker after each quote it cites.
+   * that citation's marker; a quoted one with a numbered marker after each quote it cites;
+   * a related one as the line that says so and the list of its passages.
    */
   Widget.prototype.finish = function (turn, state, text) {
     var node = turn.node;
     var answer = state.answer;
     text.textContent = "";
+    node.setAttribute("data-qa-outcome", state.outcome);
+    if (state.outcome === "related") {
+      this.showRelated(turn, state, text);
+      return;
+    }
     if (state.mode === "generated") {
       this.placeInline(turn, state, text);
     } else {
@@ -607,6 +653,69 @@
     node.removeAttribute("aria-busy");
     this.announcer.textContent = answer;
     this.scrollToEnd();
+  };
+
+  /**
+   * A related answer: the line that the archive may not answer directly, in the question's
+   * language (as the service words it), then the passages as a list of sources, each its
+   * title, the start of its text and a link that opens it highlighted in its article. No
+   * citation marker: nothing here is presented as the answer.
+   */
+  Widget.prototype.showRelated = function (turn, state, text) {
+    var self = this;
+    var node = turn.node;
+    var arabic = ARABIC_LETTER.test(turn.question);
+    var t = arabic ? STRINGS.ar : STRINGS.en;
+    var dir = arabic ? "rtl" : "ltr";
+    text.textContent = t.related;
+    text.setAttribute("dir", dir);
+    var list = el("ul", {
+      class: "related-passages",
+      // Said outright: some readers drop the list role of a list drawn without bullets.
+      role: "list",
+      dir: dir,
+      lang: arabic ? "ar" : "en",
+      "aria-label": t.relatedPassages,
+      "data-qa-related-passages": "",
+    });
+    state.passages.forEach(function (passage, i) {
+      var title = passage.title || passage.doc_id;
+      var item = el("li", { class: "related-passage", "data-qa-passage": String(i + 1) });
+      item.appendChild(el("p", { class: "related-title", dir: "auto" }, title));
+      item.appendChild(el("p", { class: "related-excerpt", dir: "auto" }, excerpt(passage.text)));
+      item.appendChild(
+        el(
+          "a",
+          {
+            href:
+              self.api + "/documents/" + encodeURIComponent(passage.doc_id) + "?start=" + passage.start +
+              "&end=" + passage.end + "#qa-highlight",
+            target: "_blank",
+            rel: "noopener",
+            // The visible words first (what a voice user says), then which passage it opens.
+            "aria-label": t.openDocument + ": " + title,
+            "data-qa-passage-link": "",
+          },
+          t.openDocument
+        )
+      );
+      list.appendChild(item);
+    });
+    node.appendChild(list);
+    node.setAttribute("data-qa-state", "done");
+    node.removeAttribute("aria-busy");
+    var articles = {};
+    state.passages.forEach(function (p) {
+      articles[p.doc_id] = true;
+    });
+    // The live region reads the line and how many passages follow, not every passage.
+    this.announcer.textContent = t.related + " " + t.found(state.passages.length, Object.keys(articles).length);
+    this.scrollToEnd();
+    // The list is often taller than the log: keep its first line (what the list is) in view.
+    var top = node.offsetTop - this.log.offsetTop - 8;
+    if (this.log.scrollTop > top) {
+      this.log.scrollTop = top;
+    }
   };
 
   /**
