@@ -687,9 +687,7 @@
         el(
           "a",
           {
-            href:
-              self.api + "/documents/" + encodeURIComponent(passage.doc_id) + "?start=" + passage.start +
-              "&end=" + passage.end + "#qa-highlight",
+            href: self.documentUrl(passage),
             target: "_blank",
             rel: "noopener",
             // The visible words first (what a voice user says), then which passage it opens.
@@ -722,6 +720,14 @@
    * Under a citation of a syndicated story, the other copies it stands for: "also in:" (in
    * the answer's language) and a link to each, to its address or else to its article page.
    */
+  // The service's page of the document of a passage or citation, its span highlighted.
+  Widget.prototype.documentUrl = function (span) {
+    return (
+      this.api + "/documents/" + encodeURIComponent(span.doc_id) + "?start=" + span.start + "&end=" + span.end +
+      "#qa-highlight"
+    );
+  };
+
   Widget.prototype.alsoIn = function (citation, answer) {
     var self = this;
     var arabic = ARABIC_LETTER.test(answer);
@@ -854,9 +860,7 @@
     var link = el(
       "a",
       {
-        href:
-          this.api + "/documents/" + encodeURIComponent(citation.doc_id) + "?start=" + citation.start +
-          "&end=" + citation.end + "#qa-highlight",
+        href: this.documentUrl(citation),
         target: "_blank",
         rel: "noopener",
         "data-qa-document-link": "",
